@@ -1,0 +1,1 @@
+//! Pitwall GPU kernels.

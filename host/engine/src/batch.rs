@@ -1,0 +1,168 @@
+//! Columnar telemetry as it flows through the engine.
+//!
+//! * [`RowChunk`]: what a source yields — rows of many cars **in input order**,
+//!   column by column. Input order matters: the watermark and every late-data
+//!   decision are defined over it.
+//! * [`SampleBatch`]: what keyed operators consume — the on-time rows of **one car**
+//!   from one chunk, still in input order, one value column per channel.
+//!
+//! Missing values (an optional channel that was absent, or a value thinned by
+//! adaptive sampling) are `NaN`; aggregates skip them.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::broadcast::BroadcastEvent;
+use crate::time::EventTime;
+
+/// Dense id of a key (car) inside one engine, assigned in order of first appearance.
+pub type KeyId = u32;
+
+/// A run of rows from a source, in input order.
+///
+/// Keys are interned per chunk (`key_names`, indexed by `keys`) so that parallel
+/// parsers need no shared dictionary; the engine maps them to its own [`KeyId`]s.
+/// `columns` has one entry per schema channel; a channel the job does not use
+/// (not in the source's projection) is left empty, so parsers skip its text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowChunk {
+    pub ts: Vec<EventTime>,
+    /// Index into `key_names` for each row.
+    pub keys: Vec<u32>,
+    /// Distinct key values of this chunk, as text.
+    pub key_names: Vec<Arc<str>>,
+    /// Value columns, one per schema channel (empty when not projected).
+    pub columns: Vec<Vec<f64>>,
+    /// Source line (or record) number of each row, 1-based, for error and late reports.
+    pub lines: Vec<u64>,
+    /// Broadcast events that arrived with this chunk: `(i, event)` means the event
+    /// arrived just before row `i` (`i == len()` means after the last row).
+    pub events: Vec<(usize, BroadcastEvent)>,
+    /// Malformed records skipped inside this chunk (only when the job skips them).
+    pub skipped: u64,
+    /// The source's position after this chunk: where a restored job resumes.
+    pub end_position: u64,
+}
+
+impl RowChunk {
+    /// An empty chunk with `channels` columns, of which those in `projection` will hold values.
+    pub fn with_capacity(channels: usize, rows: usize, projection: &[bool]) -> Self {
+        RowChunk {
+            ts: Vec::with_capacity(rows),
+            keys: Vec::with_capacity(rows),
+            key_names: Vec::new(),
+            columns: (0..channels)
+                .map(|c| {
+                    if projection.get(c).copied().unwrap_or(true) {
+                        Vec::with_capacity(rows)
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect(),
+            lines: Vec::with_capacity(rows),
+            events: Vec::new(),
+            skipped: 0,
+            end_position: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// Interns `name` in this chunk's key table (linear scan: a chunk holds a few dozen cars).
+    #[inline]
+    pub fn intern_key(&mut self, name: &str) -> u32 {
+        if let Some(i) = self.key_names.iter().position(|k| &**k == name) {
+            return i as u32;
+        }
+        self.key_names.push(Arc::from(name));
+        (self.key_names.len() - 1) as u32
+    }
+
+    /// Checks the columns agree in length (a debugging aid for sources).
+    pub fn debug_assert_consistent(&self) {
+        debug_assert_eq!(self.ts.len(), self.keys.len());
+        debug_assert_eq!(self.ts.len(), self.lines.len());
+        for c in &self.columns {
+            debug_assert!(c.is_empty() || c.len() == self.ts.len());
+        }
+    }
+}
+
+/// The on-time rows of one car from one chunk, in input order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SampleBatch {
+    pub key: KeyId,
+    pub ts: Vec<EventTime>,
+    /// One column per schema channel; empty when the channel is not projected.
+    pub columns: Vec<Vec<f64>>,
+}
+
+impl SampleBatch {
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.ts.clear();
+        for c in &mut self.columns {
+            c.clear();
+        }
+    }
+}
+
+/// Maps key text to dense [`KeyId`]s, in order of first appearance. Part of the
+/// checkpoint, so ids are stable across a restore.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyDictionary {
+    names: Vec<Arc<str>>,
+    #[serde(skip)]
+    index: std::collections::HashMap<Arc<str>, KeyId>,
+}
+
+impl KeyDictionary {
+    pub fn intern(&mut self, name: &Arc<str>) -> KeyId {
+        if self.index.len() != self.names.len() {
+            self.rebuild_index();
+        }
+        if let Some(&id) = self.index.get(name) {
+            return id;
+        }
+        let id = self.names.len() as KeyId;
+        self.names.push(name.clone());
+        self.index.insert(name.clone(), id);
+        id
+    }
+
+    pub fn name(&self, id: KeyId) -> &Arc<str> {
+        &self.names[id as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    fn rebuild_index(&mut self) {
+        self.index = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as KeyId))
+            .collect();
+    }
+}
