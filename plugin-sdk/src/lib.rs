@@ -1,1 +1,67 @@
-//! Pitwall plugin SDK.
+//! # pitwall-plugin-sdk
+//!
+//! The guest-facing vocabulary of Pitwall plugins: what a plugin says about
+//! itself, what it may return, and how it logs.
+//!
+//! A plugin is a small Rust crate compiled to `wasm32-unknown-unknown` and
+//! loaded by the host into a sandbox. Once per window it receives the race
+//! frame (every car's aggregates, track and race state) and returns
+//! [`Insight`]s. This crate holds the parts of that contract that do not depend
+//! on how bytes cross the boundary:
+//!
+//! * [`ABI_VERSION`], [`AbiVersion`] and its compatibility rule, and
+//!   [`PluginKind`] (story generator, car model, pair model);
+//! * [`PluginInfo`]: name, version, kind, ABI and state version, validated;
+//! * the insights: [`Story`], [`Prediction`], [`CarMetric`], each wrapped in an
+//!   [`Insight`] with its [`Provenance`] (window, `name@version`, model version);
+//! * [`LogLevel`] and the deterministic [`LogRateLimiter`] the host applies to
+//!   guest logging.
+//!
+//! ## Why these rules
+//!
+//! * **Determinism.** Pitwall replays give identical outputs every time. Nothing
+//!   here reads a clock or a random source; the log rate limit counts event
+//!   time or calls, not seconds on the wall.
+//! * **Provenance.** Every insight names the window it came from, the plugin
+//!   as `name@version` and the model parameters' version, so an on-air number
+//!   can be traced to the code and data behind it, and a shadow run compared
+//!   with the live one.
+//! * **A stable vocabulary.** The frame encoding (FlatBuffers), the host
+//!   functions and the runtime's binding modules come later and will be
+//!   versioned by [`ABI_VERSION`]; the names and rules of these types are what
+//!   stores, feeds and dashboards rely on, so they are fixed here and checked
+//!   both when built and when deserialized.
+//!
+//! ## Example
+//!
+//! ```
+//! use pitwall_plugin_sdk::{Insight, PluginInfo, PluginKind, Prediction, Provenance};
+//!
+//! let info = PluginInfo::new("overtake", "1.2.0", PluginKind::PairModel)?;
+//! let p = Prediction::builder("p_overtake", "4", "1")
+//!     .probability(0.35)
+//!     .horizon_laps(3)
+//!     .contribution("drs", 0.9)
+//!     .build()?;
+//! let insight = Insight::new(Provenance::new(61_000, &info, "2024-07-01")?, p);
+//! assert_eq!(insight.provenance.plugin(), "overtake@1.2.0");
+//!
+//! // Invalid values never get built.
+//! assert!(Prediction::builder("p_overtake", "4", "1").probability(1.2).horizon_laps(3).build().is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod abi;
+pub mod info;
+pub mod insight;
+pub mod log;
+
+pub use abi::{ABI_VERSION, AbiError, AbiVersion, ParsePluginKindError, PluginKind};
+pub use info::{InfoError, PluginInfo};
+pub use insight::{
+    CarMetric, CarPair, Insight, InsightBody, InsightError, NO_MODEL, Prediction,
+    PredictionBuilder, Provenance, Story, StoryBuilder,
+};
+pub use log::{
+    LogLevel, LogRateLimiter, ParseLogLevelError, RateBasis, RateLimitError, TokenBucket, Verdict,
+};

@@ -17,9 +17,12 @@
 pub mod aggregate;
 pub mod batch;
 pub mod broadcast;
+pub mod checkpoint;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod job;
+pub mod output;
 pub mod row_writer;
 pub mod sampling;
 pub mod schema;
@@ -27,6 +30,7 @@ pub mod source;
 pub mod time;
 pub mod window;
 
+pub use job::{JobOptions, JobSink, JobSummary, Progress, run_job};
 pub use config::{JobConfig, JobPlan};
 pub use engine::{Collector, EngineStats, LateRow, VecCollector, WindowEngine, WindowResult};
 pub use batch::{KeyDictionary, KeyId, RowChunk, SampleBatch};

@@ -10,6 +10,7 @@
 
 pub mod csv;
 pub mod file;
+pub mod memory;
 pub mod ndjson;
 pub mod push;
 pub mod sim;

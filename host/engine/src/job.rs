@@ -1,0 +1,244 @@
+//! Running a job: a source, the window engine and a sink, joined by a bounded queue.
+//!
+//! ```text
+//! [reader thread] Source::next_chunk ──bounded queue──► [job thread] WindowEngine ──► JobSink
+//!                                                          │ every `interval` of event time
+//!                                                          └► CheckpointStore
+//! ```
+//!
+//! Back-pressure: the queue holds at most `queue_capacity` chunks; when the engine
+//! is slower than the source, the reader blocks on the full queue and the source
+//! stops reading (a file source's parse workers stop too). Nothing is buffered
+//! without bound. The queue depth is exported as `pitwall_queue_depth{stage="engine_input"}`.
+//!
+//! Checkpoints are taken between chunks — a consistent cut of source position,
+//! engine state and sink state — whenever the watermark passes the next multiple
+//! of the checkpoint interval, when the job is asked to stop, and at the end.
+//! On start, the newest checkpoint in the directory is restored and the source
+//! resumes after its position.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::bounded;
+
+use crate::batch::RowChunk;
+use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::config::JobPlan;
+use crate::engine::{Collector, EngineStats, WindowEngine};
+use crate::error::{EngineError, SourceError};
+use crate::source::Source;
+use crate::time::EventTime;
+
+/// A job's output: a collector whose state can be checkpointed with the engine's.
+pub trait JobSink: Collector {
+    /// The sink's state at this point (flush files first).
+    fn snapshot(&mut self) -> Result<Vec<u8>, EngineError> {
+        Ok(Vec::new())
+    }
+    /// Continues from a checkpointed state.
+    fn restore(&mut self, _state: &[u8]) -> Result<(), EngineError> {
+        Ok(())
+    }
+}
+
+/// How to run a job.
+#[derive(Debug, Clone)]
+pub struct JobOptions {
+    /// Where checkpoints are written and restored from; `None`: no checkpoints.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Chunks between the source and the engine.
+    pub queue_capacity: usize,
+    /// Stop (with a checkpoint) at the first chunk boundary at or after this many rows.
+    pub stop_after_rows: Option<u64>,
+    /// Set to stop at the next chunk boundary (with a checkpoint), e.g. on Ctrl-C.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            checkpoint_dir: None,
+            queue_capacity: 4,
+            stop_after_rows: None,
+            stop: None,
+        }
+    }
+}
+
+/// Progress, reported after each chunk.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Rows processed by this run (not counting rows before a restored checkpoint).
+    pub rows: u64,
+    /// Source position after the last chunk.
+    pub position: u64,
+    pub watermark: Option<EventTime>,
+}
+
+/// What a job did.
+#[derive(Debug, Clone)]
+pub struct JobSummary {
+    /// Counters over the whole job, including the part before a restored checkpoint.
+    pub stats: EngineStats,
+    /// Rows processed by this run.
+    pub rows_this_run: u64,
+    /// Wall-clock time of this run (reporting only; never used by operators).
+    pub elapsed: Duration,
+    /// The checkpoint this run resumed from.
+    pub resumed_from: Option<u64>,
+    pub checkpoints_written: u64,
+    /// The job stopped before the end of input (asked to); a checkpoint holds its state.
+    pub stopped_early: bool,
+    /// The watermark at the end.
+    pub watermark: Option<EventTime>,
+}
+
+impl JobSummary {
+    /// Rows per second of this run.
+    pub fn rows_per_second(&self) -> f64 {
+        self.rows_this_run as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs `source` through the window engine into `sink` until the end of input
+/// (or a stop request), checkpointing as configured.
+pub fn run_job(
+    plan: Arc<JobPlan>,
+    mut source: Box<dyn Source>,
+    sink: &mut dyn JobSink,
+    opts: &JobOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<JobSummary, EngineError> {
+    let started = Instant::now();
+    let span = tracing::info_span!("job", source = source.name());
+    let _enter = span.enter();
+
+    let store = opts
+        .checkpoint_dir
+        .as_ref()
+        .map(CheckpointStore::open)
+        .transpose()?;
+    let mut engine = WindowEngine::new(plan.clone());
+    let mut seq = 0;
+    let mut position = 0;
+    let mut resumed_from = None;
+    if let Some(store) = &store
+        && let Some(cp) = store.latest(plan.fingerprint)?
+    {
+        tracing::info!(seq = cp.seq, position = cp.source_position, "restoring checkpoint");
+        engine = WindowEngine::from_state(plan.clone(), cp.engine);
+        sink.restore(&cp.sink)?;
+        source.seek(cp.source_position)?;
+        seq = cp.seq;
+        position = cp.source_position;
+        resumed_from = Some(cp.seq);
+    }
+    let interval = plan.checkpoint_interval;
+    let next_after = |wm: Option<EventTime>| -> EventTime {
+        wm.map_or(EventTime::MIN, |wm| {
+            wm.div_euclid(interval).saturating_add(1).saturating_mul(interval)
+        })
+    };
+    let mut next_checkpoint = next_after(engine.watermark());
+    let mut checkpoints_written = 0;
+    let mut write_checkpoint = |engine: &WindowEngine,
+                                sink: &mut dyn JobSink,
+                                position: u64,
+                                finished: bool,
+                                seq: &mut u64|
+     -> Result<(), EngineError> {
+        if let Some(store) = &store {
+            *seq += 1;
+            let cp = Checkpoint {
+                fingerprint: plan.fingerprint,
+                seq: *seq,
+                source_position: position,
+                finished,
+                engine: engine.state().clone(),
+                sink: sink.snapshot()?,
+            };
+            let path = store.write(&cp)?;
+            tracing::debug!(path = %path.display(), "checkpoint written");
+            checkpoints_written += 1;
+        }
+        Ok(())
+    };
+
+    let (tx, rx) = bounded::<Result<RowChunk, SourceError>>(opts.queue_capacity.max(1));
+    let reader = std::thread::Builder::new()
+        .name("pitwall-source".into())
+        .spawn(move || {
+            loop {
+                let item = source.next_chunk();
+                let done = !matches!(item, Ok(Some(_)));
+                let sent = match item {
+                    Ok(Some(chunk)) => tx.send(Ok(chunk)),
+                    Ok(None) => break,
+                    Err(e) => tx.send(Err(e)),
+                };
+                if sent.is_err() || done {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| EngineError::Stage {
+            stage: "source",
+            reason: format!("cannot start the reader thread: {e}"),
+        })?;
+
+    let mut rows_this_run = 0u64;
+    let mut stopped_early = false;
+    let stop_requested = || opts.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+    loop {
+        metrics::gauge!("pitwall_queue_depth", "stage" => "engine_input").set(rx.len() as f64);
+        let chunk = match rx.recv() {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => break, // the reader finished: end of input
+        };
+        engine.process_chunk(&chunk, sink);
+        rows_this_run += chunk.len() as u64;
+        position = chunk.end_position;
+        let wm = engine.watermark();
+        progress(&Progress {
+            rows: rows_this_run,
+            position,
+            watermark: wm,
+        });
+        if wm.is_some_and(|wm| wm >= next_checkpoint) {
+            write_checkpoint(&engine, sink, position, false, &mut seq)?;
+            next_checkpoint = next_after(wm);
+        }
+        if opts.stop_after_rows.is_some_and(|n| rows_this_run >= n) || stop_requested() {
+            write_checkpoint(&engine, sink, position, false, &mut seq)?;
+            stopped_early = true;
+            break;
+        }
+    }
+    drop(rx);
+    if !stopped_early {
+        let _ = reader.join();
+        engine.finish(sink);
+        write_checkpoint(&engine, sink, position, true, &mut seq)?;
+    }
+    let summary = JobSummary {
+        stats: engine.stats().clone(),
+        rows_this_run,
+        elapsed: started.elapsed(),
+        resumed_from,
+        checkpoints_written,
+        stopped_early,
+        watermark: engine.watermark(),
+    };
+    tracing::info!(
+        rows = summary.rows_this_run,
+        late = summary.stats.late_rows,
+        windows = summary.stats.windows_fired,
+        "job {}",
+        if stopped_early { "stopped" } else { "finished" }
+    );
+    Ok(summary)
+}
