@@ -27,17 +27,21 @@ fn window_engine(c: &mut Criterion) {
         let chunks = bench_chunks((480_000 / chunk_rows).max(1), chunk_rows);
         let rows: usize = chunks.iter().map(|c| c.len()).sum();
         g.throughput(Throughput::Elements(rows as u64));
-        g.bench_with_input(BenchmarkId::new("bench_config", chunk_rows), &chunks, |b, chunks| {
-            b.iter(|| {
-                let mut engine = WindowEngine::new(plan.clone());
-                let mut out = Count(0);
-                for ch in chunks {
-                    engine.process_chunk(ch, &mut out);
-                }
-                engine.finish(&mut out);
-                black_box(out.0)
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("bench_config", chunk_rows),
+            &chunks,
+            |b, chunks| {
+                b.iter(|| {
+                    let mut engine = WindowEngine::new(plan.clone());
+                    let mut out = Count(0);
+                    for ch in chunks {
+                        engine.process_chunk(ch, &mut out);
+                    }
+                    engine.finish(&mut out);
+                    black_box(out.0)
+                })
+            },
+        );
     }
     g.finish();
 }
@@ -49,12 +53,21 @@ fn aggregates(c: &mut Criterion) {
     g.throughput(Throughput::Elements(240));
     let cases: Vec<(&str, AggregateSpec)> = vec![
         ("count", AggregateSpec::new(AggregateKind::Count, None)),
-        ("mean", AggregateSpec::new(AggregateKind::Mean, Some("speed"))),
+        (
+            "mean",
+            AggregateSpec::new(AggregateKind::Mean, Some("speed")),
+        ),
         ("max", AggregateSpec::new(AggregateKind::Max, Some("speed"))),
         ("min", AggregateSpec::new(AggregateKind::Min, Some("speed"))),
         ("sum", AggregateSpec::new(AggregateKind::Sum, Some("rpm"))),
-        ("first", AggregateSpec::new(AggregateKind::First, Some("gear"))),
-        ("last", AggregateSpec::new(AggregateKind::Last, Some("gear"))),
+        (
+            "first",
+            AggregateSpec::new(AggregateKind::First, Some("gear")),
+        ),
+        (
+            "last",
+            AggregateSpec::new(AggregateKind::Last, Some("gear")),
+        ),
         (
             "sum_product",
             AggregateSpec::sum_product(&["throttle", "rpm"], 1.0 / 240.0),

@@ -1,1 +1,48 @@
-fn main() {}
+//! `pitwall`: the command-line entry point. Wiring and subcommands only; the
+//! engine lives in `pitwall-engine`.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "pitwall", version, about = "Live motorsport telemetry runtime")]
+struct Cli {
+    /// Log filter (e.g. `info`, `pitwall_engine=debug`); also read from RUST_LOG.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The main job: a race through the engine, window summaries as it goes.
+    Run(cmd::run::RunArgs),
+    /// Window a NDJSON or CSV telemetry file with a job config; write the windows.
+    Window(cmd::window::WindowArgs),
+    /// Write simulated car telemetry to a NDJSON or CSV file.
+    Simulate(cmd::simulate::SimulateArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match &cli.command {
+        Command::Run(a) => cmd::run::run(a),
+        Command::Window(a) => cmd::window::run(a),
+        Command::Simulate(a) => cmd::simulate::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -86,16 +86,41 @@ pub enum OutputType {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Op {
     CountRows,
-    CountValues { ch: usize, slot: usize },
+    CountValues {
+        ch: usize,
+        slot: usize,
+    },
     /// Sum and count in `slot`, `slot + 1`; `mean` divides at the end.
-    SumCount { ch: usize, slot: usize, mean: bool },
-    Min { ch: usize, slot: usize },
-    Max { ch: usize, slot: usize },
+    SumCount {
+        ch: usize,
+        slot: usize,
+        mean: bool,
+    },
+    Min {
+        ch: usize,
+        slot: usize,
+    },
+    Max {
+        ch: usize,
+        slot: usize,
+    },
     /// Value in `slot`, event time in `tslot`.
-    First { ch: usize, slot: usize, tslot: usize },
-    Last { ch: usize, slot: usize, tslot: usize },
+    First {
+        ch: usize,
+        slot: usize,
+        tslot: usize,
+    },
+    Last {
+        ch: usize,
+        slot: usize,
+        tslot: usize,
+    },
     /// Sum in `slot`, rows used in `slot + 1`.
-    SumProduct { chs: Vec<usize>, factor: f64, slot: usize },
+    SumProduct {
+        chs: Vec<usize>,
+        factor: f64,
+        slot: usize,
+    },
 }
 
 /// The job's aggregates, compiled against its schema.
@@ -357,11 +382,15 @@ impl AggregatePlan {
                 Op::Min { ch, slot } => {
                     // NaN compares false, so missing values never win.
                     let col = &columns[*ch][range.clone()];
-                    acc.f[*slot] = col.iter().fold(acc.f[*slot], |m, &v| if v < m { v } else { m });
+                    acc.f[*slot] = col
+                        .iter()
+                        .fold(acc.f[*slot], |m, &v| if v < m { v } else { m });
                 }
                 Op::Max { ch, slot } => {
                     let col = &columns[*ch][range.clone()];
-                    acc.f[*slot] = col.iter().fold(acc.f[*slot], |m, &v| if v > m { v } else { m });
+                    acc.f[*slot] = col
+                        .iter()
+                        .fold(acc.f[*slot], |m, &v| if v > m { v } else { m });
                 }
                 Op::First { ch, slot, tslot } => {
                     let col = &columns[*ch][range.clone()];
@@ -493,8 +522,14 @@ mod tests {
         cols[1] = vec![10.0, 20.0];
         cols[2] = vec![1.0, 2.0];
         p.update(&mut acc, &ts, &cols, 0..2);
-        assert_eq!(p.finish(&acc), vec![2.0, 150.0, 0.5 * 10.0 + 0.5 * 40.0, 100.0]);
-        assert_eq!(p.names(), ["count", "mean_speed", "sum_throttle_x_rpm", "min_speed"]);
+        assert_eq!(
+            p.finish(&acc),
+            vec![2.0, 150.0, 0.5 * 10.0 + 0.5 * 40.0, 100.0]
+        );
+        assert_eq!(
+            p.names(),
+            ["count", "mean_speed", "sum_throttle_x_rpm", "min_speed"]
+        );
     }
 
     #[test]

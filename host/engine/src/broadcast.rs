@@ -191,7 +191,11 @@ mod tests {
         let mut op = BroadcastOperator::default();
         op.push(ev(1500, EventKind::Flag, None, "GREEN"), None, false);
         op.push(ev(1200, EventKind::Flag, None, "YELLOW"), None, false);
-        op.push(ev(2500, EventKind::SafetyCar, None, "DEPLOYED"), None, false);
+        op.push(
+            ev(2500, EventKind::SafetyCar, None, "DEPLOYED"),
+            None,
+            false,
+        );
         let s = op.state_at(999);
         assert_eq!(s.flag, None);
         let s = op.state_at(1999);

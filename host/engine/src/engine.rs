@@ -237,6 +237,8 @@ impl WindowEngine {
         if self.state.cars.len() < nkeys {
             self.state.cars.resize_with(nkeys, || None);
             self.state.stats.late_rows_per_key.resize(nkeys, 0);
+        }
+        if self.pending_rows.len() < nkeys {
             self.pending_rows.resize_with(nkeys, Vec::new);
         }
 

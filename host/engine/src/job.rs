@@ -128,7 +128,11 @@ pub fn run_job(
     if let Some(store) = &store
         && let Some(cp) = store.latest(plan.fingerprint)?
     {
-        tracing::info!(seq = cp.seq, position = cp.source_position, "restoring checkpoint");
+        tracing::info!(
+            seq = cp.seq,
+            position = cp.source_position,
+            "restoring checkpoint"
+        );
         engine = WindowEngine::from_state(plan.clone(), cp.engine);
         sink.restore(&cp.sink)?;
         source.seek(cp.source_position)?;
@@ -139,7 +143,9 @@ pub fn run_job(
     let interval = plan.checkpoint_interval;
     let next_after = |wm: Option<EventTime>| -> EventTime {
         wm.map_or(EventTime::MIN, |wm| {
-            wm.div_euclid(interval).saturating_add(1).saturating_mul(interval)
+            wm.div_euclid(interval)
+                .saturating_add(1)
+                .saturating_mul(interval)
         })
     };
     let mut next_checkpoint = next_after(engine.watermark());
@@ -191,7 +197,11 @@ pub fn run_job(
 
     let mut rows_this_run = 0u64;
     let mut stopped_early = false;
-    let stop_requested = || opts.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+    let stop_requested = || {
+        opts.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    };
     loop {
         metrics::gauge!("pitwall_queue_depth", "stage" => "engine_input").set(rx.len() as f64);
         let chunk = match rx.recv() {

@@ -30,10 +30,10 @@ pub mod source;
 pub mod time;
 pub mod window;
 
-pub use job::{JobOptions, JobSink, JobSummary, Progress, run_job};
+pub use batch::{KeyDictionary, KeyId, RowChunk, SampleBatch};
 pub use config::{JobConfig, JobPlan};
 pub use engine::{Collector, EngineStats, LateRow, VecCollector, WindowEngine, WindowResult};
-pub use batch::{KeyDictionary, KeyId, RowChunk, SampleBatch};
 pub use error::{CheckpointError, ConfigError, EngineError, RecordError, SourceError};
+pub use job::{JobOptions, JobSink, JobSummary, Progress, run_job};
 pub use schema::{ChannelSpec, ChannelType, Schema};
 pub use time::{EventTime, TimeUnit};

@@ -73,7 +73,12 @@ impl WindowTable {
     }
 
     /// Writes the table (sorted first) to `path`.
-    pub fn write(&mut self, plan: &JobPlan, path: &Path, format: TableFormat) -> Result<(), EngineError> {
+    pub fn write(
+        &mut self,
+        plan: &JobPlan,
+        path: &Path,
+        format: TableFormat,
+    ) -> Result<(), EngineError> {
         let _span = tracing::info_span!("write_windows", rows = self.records.len()).entered();
         self.sort(plan);
         let err = |source| EngineError::Output {
@@ -87,7 +92,12 @@ impl WindowTable {
     }
 
     /// Writes the table in its current order.
-    pub fn write_to(&self, plan: &JobPlan, w: &mut impl Write, format: TableFormat) -> std::io::Result<()> {
+    pub fn write_to(
+        &self,
+        plan: &JobPlan,
+        w: &mut impl Write,
+        format: TableFormat,
+    ) -> std::io::Result<()> {
         let names = plan.aggregates.names();
         let types = plan.aggregates.types();
         let key = &plan.schema.key.name;
@@ -180,9 +190,12 @@ pub struct LateWriter {
     path: PathBuf,
     out: BufWriter<File>,
     written: u64,
+    /// Nothing decided yet: the file is truncated on first write or flush unless
+    /// a checkpoint restore (`reopen_at`) says how much of it to keep.
+    fresh: bool,
     time_col: String,
     suffix: &'static str,
-    channels: Vec<(usize, String)>,
+    channels: Vec<(usize, String, bool)>,
 }
 
 impl LateWriter {
@@ -197,18 +210,24 @@ impl LateWriter {
             path: path.to_path_buf(),
             source,
         };
+        // Not truncated here: a job that restores a checkpoint keeps the lines
+        // written before it (`reopen_at`); a fresh job truncates on first use.
         let mut f = OpenOptions::new()
             .create(true)
             .write(true)
-            .truncate(len == 0)
+            .truncate(false)
             .open(path)
             .map_err(err)?;
-        f.set_len(len).map_err(err)?;
-        f.seek(SeekFrom::Start(len)).map_err(err)?;
+        let fresh = len == 0;
+        if !fresh {
+            f.set_len(len).map_err(err)?;
+            f.seek(SeekFrom::Start(len)).map_err(err)?;
+        }
         let used = plan.aggregates.used_channels();
         Ok(LateWriter {
             path: path.to_path_buf(),
             out: BufWriter::new(f),
+            fresh,
             written: len,
             time_col: plan.schema.time.name.clone(),
             suffix: plan.schema.time.unit.suffix(),
@@ -218,7 +237,7 @@ impl LateWriter {
                 .iter()
                 .enumerate()
                 .filter(|(c, _)| used[*c])
-                .map(|(c, s)| (c, s.name.clone()))
+                .map(|(c, s)| (c, s.name.clone(), s.ty != crate::schema::ChannelType::Float))
                 .collect(),
         })
     }
@@ -232,10 +251,32 @@ impl LateWriter {
     pub fn reopen_at(mut self, len: u64) -> std::io::Result<Self> {
         self.out.flush()?;
         let f = self.out.get_mut();
+        let have = f.metadata()?.len();
+        if have < len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the late-data file has {have} bytes but the checkpoint saw {len}; \
+                     it was changed or truncated since"
+                ),
+            ));
+        }
         f.set_len(len)?;
         f.seek(SeekFrom::Start(len))?;
         self.written = len;
+        self.fresh = false;
         Ok(self)
+    }
+
+    /// Truncates a file nobody restored, before its first line.
+    fn start(&mut self) -> std::io::Result<()> {
+        if self.fresh {
+            self.fresh = false;
+            let f = self.out.get_mut();
+            f.set_len(0)?;
+            f.seek(SeekFrom::Start(0))?;
+        }
+        Ok(())
     }
 
     /// Bytes written so far (its checkpoint state).
@@ -263,25 +304,34 @@ impl LateWriter {
             r.watermark,
             s = self.suffix,
         );
-        for (ch, name) in &self.channels {
+        for (ch, name, integral) in &self.channels {
             if let Some(v) = c.columns[*ch].get(r.row)
                 && !v.is_nan()
             {
                 let _ = write!(
                     line,
-                    ",{}:{}",
-                    serde_json::to_string(name).unwrap_or_default(),
-                    ryu::Buffer::new().format_finite(*v)
+                    ",{}:",
+                    serde_json::to_string(name).unwrap_or_default()
                 );
+                let mut buf = Vec::new();
+                let ty = if *integral {
+                    OutputType::Int
+                } else {
+                    OutputType::Float
+                };
+                push_value(&mut buf, *v, ty);
+                line.push_str(std::str::from_utf8(&buf).unwrap_or_default());
             }
         }
         line.push_str("}\n");
+        self.start()?;
         self.out.write_all(line.as_bytes())?;
         self.written += line.len() as u64;
         Ok(())
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
+        self.start()?;
         self.out.flush()
     }
 }
@@ -347,17 +397,20 @@ impl crate::job::JobSink for WindowJobSink {
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), EngineError> {
-        let s: WindowJobSinkState = postcard::from_bytes(state).map_err(|e| EngineError::Stage {
-            stage: "sink",
-            reason: format!("checkpointed window table is unreadable: {e}"),
-        })?;
+        let s: WindowJobSinkState =
+            postcard::from_bytes(state).map_err(|e| EngineError::Stage {
+                stage: "sink",
+                reason: format!("checkpointed window table is unreadable: {e}"),
+            })?;
         self.table = s.table;
         if let Some(l) = self.late.take() {
             let path = l.path().to_path_buf();
             let plan_channels = l;
-            self.late = Some(plan_channels.reopen_at(s.late_len).map_err(|source| {
-                EngineError::Output { path, source }
-            })?);
+            self.late = Some(
+                plan_channels
+                    .reopen_at(s.late_len)
+                    .map_err(|source| EngineError::Output { path, source })?,
+            );
         }
         Ok(())
     }

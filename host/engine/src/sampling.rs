@@ -94,7 +94,8 @@ impl SamplingPlan {
                 let keep = match last {
                     None => true,
                     Some(l) => {
-                        sc.min_interval.is_none_or(|mi| t >= l.ts.saturating_add(mi))
+                        sc.min_interval
+                            .is_none_or(|mi| t >= l.ts.saturating_add(mi))
                             && sc.deadband.is_none_or(|d| (*v - l.value).abs() > d)
                     }
                 };
@@ -126,7 +127,11 @@ mod tests {
     fn batch(ts: Vec<i64>, speed: Vec<f64>) -> SampleBatch {
         let mut columns = vec![Vec::new(); 6];
         columns[0] = speed;
-        SampleBatch { key: 0, ts, columns }
+        SampleBatch {
+            key: 0,
+            ts,
+            columns,
+        }
     }
 
     #[test]
@@ -140,13 +145,12 @@ mod tests {
         let mut dropped = vec![0; 6];
         let mut b = batch((0..10).map(|i| i * 40).collect(), vec![1.0; 10]);
         plan.apply(&mut st, &mut b, &mut dropped);
-        let kept: Vec<i64> = b
-            .ts
-            .iter()
-            .zip(&b.columns[0])
-            .filter(|(_, v)| !v.is_nan())
-            .map(|(t, _)| *t)
-            .collect();
+        let kept: Vec<i64> =
+            b.ts.iter()
+                .zip(&b.columns[0])
+                .filter(|(_, v)| !v.is_nan())
+                .map(|(t, _)| *t)
+                .collect();
         assert_eq!(kept, vec![0, 120, 240, 360]);
         assert_eq!(dropped[0], 6);
         let mut b2 = batch(vec![400, 480], vec![1.0, 1.0]);
@@ -166,7 +170,11 @@ mod tests {
         let mut dropped = vec![0; 6];
         let mut b = batch(vec![0, 1, 2, 3, 4], vec![10.0, 10.2, 10.6, 10.7, 9.0]);
         plan.apply(&mut st, &mut b, &mut dropped);
-        let kept: Vec<f64> = b.columns[0].iter().copied().filter(|v| !v.is_nan()).collect();
+        let kept: Vec<f64> = b.columns[0]
+            .iter()
+            .copied()
+            .filter(|v| !v.is_nan())
+            .collect();
         assert_eq!(kept, vec![10.0, 10.6, 9.0]);
     }
 }

@@ -108,7 +108,9 @@ impl Schema {
             .chain(self.channels.iter().map(|c| &c.name))
         {
             if name.is_empty() {
-                return Err(ConfigError::Invalid("a schema column has an empty name".into()));
+                return Err(ConfigError::Invalid(
+                    "a schema column has an empty name".into(),
+                ));
             }
             if !seen.insert(name.as_str()) {
                 return Err(ConfigError::Invalid(format!(
@@ -128,7 +130,7 @@ impl Schema {
             if let Some(SamplingPolicy {
                 deadband: Some(d), ..
             }) = c.sampling
-                && !(d >= 0.0)
+                && (d.is_nan() || d < 0.0)
             {
                 return Err(ConfigError::Invalid(format!(
                     "channel {:?}: deadband must be >= 0, got {d}",

@@ -49,7 +49,7 @@ impl TimeUnit {
             TimeUnit::Us => 1_000,
             TimeUnit::Ns => 1,
         };
-        if nanos % per_tick != 0 {
+        if !nanos.is_multiple_of(per_tick) {
             return Err(ConfigError::Invalid(format!(
                 "{what} = {:?} is not a whole number of {} (the schema's time unit)",
                 d,
@@ -71,7 +71,9 @@ impl TryFrom<String> for ConfigDuration {
     fn try_from(s: String) -> Result<Self, String> {
         humantime::parse_duration(s.trim())
             .map(ConfigDuration)
-            .map_err(|e| format!("invalid duration {s:?} ({e}); write e.g. \"1s\", \"250ms\", \"5m\""))
+            .map_err(|e| {
+                format!("invalid duration {s:?} ({e}); write e.g. \"1s\", \"250ms\", \"5m\"")
+            })
     }
 }
 
@@ -89,9 +91,11 @@ impl ConfigDuration {
 
 /// The start of the tumbling window of size `size` that holds `ts`:
 /// `ts - ts mod size`, with a floor modulo so negative times work too.
+/// Saturates at `EventTime::MIN` for the few timestamps within one window of it,
+/// so no input can overflow the engine's arithmetic.
 #[inline(always)]
 pub fn window_start(ts: EventTime, size: i64) -> EventTime {
-    ts - ts.rem_euclid(size)
+    ts.saturating_sub(ts.rem_euclid(size))
 }
 
 #[cfg(test)]

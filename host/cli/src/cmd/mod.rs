@@ -1,0 +1,35 @@
+//! One module per subcommand.
+
+pub mod run;
+pub mod simulate;
+pub mod window;
+
+use std::io::IsTerminal;
+
+/// A progress bar on a terminal, hidden otherwise (CI logs, pipes).
+pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(len);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Installs a Ctrl-C handler that asks the job to stop at the next chunk boundary.
+pub fn stop_on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || s.store(true, std::sync::atomic::Ordering::Relaxed))
+    {
+        tracing::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+    stop
+}
