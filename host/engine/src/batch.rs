@@ -76,6 +76,29 @@ impl RowChunk {
         self.ts.is_empty()
     }
 
+    /// Empties the chunk for reuse, keeping its buffers, and makes room for `rows`.
+    pub fn reset(&mut self, channels: usize, rows: usize, projection: &[bool]) {
+        self.ts.clear();
+        self.ts.reserve(rows);
+        self.keys.clear();
+        self.keys.reserve(rows);
+        self.key_names.clear();
+        self.columns.resize_with(channels, Vec::new);
+        for (c, col) in self.columns.iter_mut().enumerate() {
+            col.clear();
+            if projection.get(c).copied().unwrap_or(true) {
+                col.reserve(rows);
+            } else {
+                *col = Vec::new();
+            }
+        }
+        self.lines.clear();
+        self.lines.reserve(rows);
+        self.events.clear();
+        self.skipped = 0;
+        self.end_position = 0;
+    }
+
     /// Interns `name` in this chunk's key table (linear scan: a chunk holds a few dozen cars).
     #[inline]
     pub fn intern_key(&mut self, name: &str) -> u32 {

@@ -53,8 +53,10 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
-    #[error("malformed record at {0}")]
-    Malformed(#[from] RecordError),
+    // Not `#[source]`: the record error is the whole story, and chaining it would
+    // print the location and reason twice.
+    #[error("malformed record at {}: {}", .0.location, .0.reason)]
+    Malformed(RecordError),
     #[error("cannot seek {source_name} to {position}: {reason}")]
     Seek {
         source_name: String,
@@ -63,6 +65,12 @@ pub enum SourceError {
     },
     #[error("source {0} was closed by its producer")]
     Closed(String),
+}
+
+impl From<RecordError> for SourceError {
+    fn from(e: RecordError) -> Self {
+        SourceError::Malformed(e)
+    }
 }
 
 /// Errors while writing or restoring a checkpoint.

@@ -174,10 +174,15 @@ pub fn run_job(
     };
 
     let (tx, rx) = bounded::<Result<RowChunk, SourceError>>(opts.queue_capacity.max(1));
+    // Processed chunks go back to the source for reuse (bounded; extras are dropped).
+    let (done_tx, done_rx) = bounded::<RowChunk>(opts.queue_capacity.max(1) + 2);
     let reader = std::thread::Builder::new()
         .name("pitwall-source".into())
         .spawn(move || {
             loop {
+                while let Ok(used) = done_rx.try_recv() {
+                    source.recycle(used);
+                }
                 let item = source.next_chunk();
                 let done = !matches!(item, Ok(Some(_)));
                 let sent = match item {
@@ -212,6 +217,7 @@ pub fn run_job(
         engine.process_chunk(&chunk, sink);
         rows_this_run += chunk.len() as u64;
         position = chunk.end_position;
+        let _ = done_tx.try_send(chunk);
         let wm = engine.watermark();
         progress(&Progress {
             rows: rows_this_run,

@@ -220,7 +220,7 @@ impl CsvParser {
             None => fast_float2::parse::<f64, _>(&d[s..e]).ok()?,
         };
         // NaN and infinities fail `accepts` and get their reason on the slow path.
-        Some(v)
+        self.spec.accepts(c, v).then_some(v)
     }
 
     /// Parses one line (without its line end) on the slow path. `Ok(false)` for a
@@ -599,6 +599,45 @@ mod tests {
         assert_eq!(d.error, None);
         let want: Vec<String> = (0..60).map(|i| format!("car{}", i % 4)).collect();
         assert_eq!(d.keys, want);
+    }
+
+    /// Long lines (several 64-byte windows) mixing fast and slow (quoted) lines:
+    /// the separator index resynchronises after every slow line.
+    #[test]
+    fn wide_lines_mixing_fast_and_slow_paths() {
+        let mut text = String::from("note,ts_ms,pad1,car,speed,rpm,throttle,brake,gear,drs,pad2\n");
+        for i in 0..300 {
+            let note = if i % 7 == 0 {
+                format!("\"quoted, with \"\"comma\"\" {i}\"")
+            } else {
+                format!("plain note number {i} that is fairly long to cross windows")
+            };
+            text.push_str(&format!(
+                "{note},{},{},{},{}.5,{},{},{},{},{},{}\r\n",
+                1000 + i,
+                "x".repeat(i % 90),
+                i % 20,
+                i % 300,
+                9000 + i,
+                i % 100,
+                i % 2 * 100,
+                i % 9,
+                i % 15,
+                "y".repeat(i % 70)
+            ));
+        }
+        for threads in [1, 3] {
+            let d = run(text.as_bytes(), "csv", &f1(), OnError::Fail, 13, threads);
+            assert_eq!(d.error, None);
+            assert_eq!(d.ts, (1000..1300).collect::<Vec<i64>>());
+            assert_eq!(d.lines, (2..302).collect::<Vec<u64>>());
+            let speeds: Vec<f64> = (0..300).map(|i| (i % 300) as f64 + 0.5).collect();
+            assert_eq!(d.columns[0], speeds);
+            assert_eq!(
+                d.columns[5],
+                (0..300).map(|i| (i % 15) as f64).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]

@@ -106,6 +106,8 @@ pub struct FileSource {
     pending_error: Option<SourceError>,
     logged_skips: usize,
     pipeline: Option<Pipeline>,
+    /// Chunks handed back by the engine for reuse.
+    pool: ChunkPool,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -205,6 +207,7 @@ impl FileSource {
             pending_error: None,
             logged_skips: 0,
             pipeline: None,
+            pool: ChunkPool::default(),
         })
     }
 
@@ -247,9 +250,10 @@ impl FileSource {
                 let parser = Arc::clone(&self.parser);
                 let cancel = Arc::clone(&cancel);
                 let ready = Arc::clone(&ready);
+                let pool = Arc::clone(&self.pool);
                 std::thread::Builder::new()
                     .name(format!("pitwall-parse-{i}"))
-                    .spawn(move || worker(rx, data, parser, cancel, ready))
+                    .spawn(move || worker(rx, data, parser, cancel, ready, pool))
             })
             .filter_map(Result::ok)
             .collect::<Vec<_>>();
@@ -468,6 +472,14 @@ impl Source for FileSource {
         self.line_base = 1 + memchr::memchr_iter(b'\n', &bytes[..pos]).count() as u64;
         Ok(())
     }
+
+    fn recycle(&mut self, chunk: RowChunk) {
+        if let Ok(mut pool) = self.pool.lock()
+            && pool.len() <= self.max_in_flight()
+        {
+            pool.push(chunk);
+        }
+    }
 }
 
 impl Drop for FileSource {
@@ -513,6 +525,9 @@ impl FileBytes {
     }
 }
 
+/// Chunks the engine handed back, refilled by the workers (see [`Source::recycle`]).
+type ChunkPool = Arc<std::sync::Mutex<Vec<RowChunk>>>;
+
 struct Pipeline {
     /// `None` once stopping: workers see the channel close.
     jobs: Option<Sender<Job>>,
@@ -537,6 +552,7 @@ fn worker(
     parser: Arc<dyn BlockParse>,
     cancel: Arc<AtomicBool>,
     ready: Arc<AtomicUsize>,
+    pool: ChunkPool,
 ) {
     while let Ok(job) = jobs.recv() {
         if cancel.load(Ordering::Relaxed) {
@@ -544,7 +560,8 @@ fn worker(
         }
         let block = &data.bytes()[job.start..job.end];
         let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut w = BlockWriter::new(parser.spec(), job.est_rows);
+            let recycled = pool.lock().ok().and_then(|mut p| p.pop());
+            let mut w = BlockWriter::reusing(parser.spec(), recycled, job.est_rows);
             parser.parse_block(block, &mut w);
             w
         }));
@@ -1157,7 +1174,18 @@ pub(crate) struct Mark {
 
 impl<'a> BlockWriter<'a> {
     pub(crate) fn new(spec: &'a RowSpec, rows: usize) -> Self {
-        let chunk = RowChunk::with_capacity(spec.channels.len(), rows, &spec.projection);
+        Self::reusing(spec, None, rows)
+    }
+
+    /// Like [`BlockWriter::new`], refilling a recycled chunk's buffers when given one.
+    pub(crate) fn reusing(spec: &'a RowSpec, recycled: Option<RowChunk>, rows: usize) -> Self {
+        let chunk = match recycled {
+            Some(mut c) => {
+                c.reset(spec.channels.len(), rows, &spec.projection);
+                c
+            }
+            None => RowChunk::with_capacity(spec.channels.len(), rows, &spec.projection),
+        };
         BlockWriter {
             spec,
             chunk,
@@ -1511,9 +1539,38 @@ pub(crate) mod tests {
             if let Some((v, end)) = fast_decimal(s.as_bytes(), 0) {
                 prop_assert_eq!(end, len);
                 let s = &s[..len];
-                let want: f64 = fast_float2::parse(&s).unwrap();
+                let want: f64 = fast_float2::parse(s).unwrap();
                 prop_assert_eq!(v.to_bits(), want.to_bits(), "{}", s);
             }
+        }
+
+        /// The separator index finds exactly the bytes a plain scan finds, across
+        /// window boundaries and after resets.
+        #[test]
+        fn seps_match_a_plain_scan(
+            d in proptest::collection::vec(prop_oneof![Just(b','), Just(b'\n'), Just(b'"'), Just(b'7')], 0..300),
+            reset in 0usize..300,
+        ) {
+            let set = [b',', b'\n', b'"'];
+            let want: Vec<usize> = (0..d.len()).filter(|&i| set.contains(&d[i])).collect();
+            let mut seps = Seps::new(&d, set, 0);
+            let mut got = Vec::new();
+            loop {
+                let i = seps.next_sep();
+                if i == d.len() { break; }
+                got.push(i);
+            }
+            prop_assert_eq!(&got, &want);
+            let from = reset.min(d.len());
+            seps.reset(from);
+            let mut got = Vec::new();
+            loop {
+                let i = seps.next_sep();
+                if i == d.len() { break; }
+                got.push(i);
+            }
+            let want: Vec<usize> = want.into_iter().filter(|&i| i >= from).collect();
+            prop_assert_eq!(got, want);
         }
 
         /// Whole-field parsing agrees with fast_float2 and refuses what it refuses.

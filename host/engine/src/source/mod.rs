@@ -69,4 +69,9 @@ pub trait Source: Send {
     /// Continues after `position`, a value taken from [`RowChunk::end_position`]
     /// (as stored in a checkpoint). Must be called before the first `next_chunk`.
     fn seek(&mut self, position: u64) -> Result<(), SourceError>;
+
+    /// Takes back a chunk the engine is done with, so its buffers can be refilled
+    /// instead of allocating (and page-faulting) fresh ones for every chunk.
+    /// Sources that do not pool buffers just drop it.
+    fn recycle(&mut self, _chunk: RowChunk) {}
 }
