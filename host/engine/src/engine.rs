@@ -147,6 +147,8 @@ pub struct WindowEngine {
     /// Row indexes of the current chunk per key, waiting to be flushed.
     pending_rows: Vec<Vec<u32>>,
     touched: Vec<KeyId>,
+    /// Keys of this chunk's late rows (for the per-car late counter).
+    late_keys: Vec<KeyId>,
     local: Vec<KeyId>,
     batch: SampleBatch,
     fired: Vec<(EventTime, KeyId, Accumulator)>,
@@ -171,6 +173,7 @@ impl WindowEngine {
             state,
             pending_rows: Vec::new(),
             touched: Vec::new(),
+            late_keys: Vec::new(),
             local: Vec::new(),
             batch: SampleBatch {
                 key: 0,
@@ -273,6 +276,7 @@ impl WindowEngine {
             {
                 late_in_chunk += 1;
                 self.state.stats.late_rows_per_key[key as usize] += 1;
+                self.late_keys.push(key);
                 out.late(LateRow {
                     chunk,
                     row: i,
@@ -333,7 +337,16 @@ impl WindowEngine {
         stats.skipped_rows += chunk.skipped;
         stats.chunks += 1;
         metrics::counter!("pitwall_rows_total").increment(chunk.len() as u64);
-        metrics::counter!("pitwall_late_rows_total").increment(late_in_chunk);
+        if late_in_chunk > 0 {
+            // Per car, as Flink's side-output counters are: a few late rows per chunk.
+            self.late_keys.sort_unstable();
+            for run in self.late_keys.chunk_by(|a, b| a == b) {
+                let car = self.state.keys.name(run[0]).to_string();
+                metrics::counter!("pitwall_late_rows_total", "car" => car)
+                    .increment(run.len() as u64);
+            }
+            self.late_keys.clear();
+        }
 
         if let Some(wm) = self.watermark() {
             self.fire(wm, out);

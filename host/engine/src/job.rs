@@ -258,3 +258,151 @@ pub fn run_job(
     );
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::broadcast::BroadcastEvent;
+    use crate::config::JobConfig;
+    use crate::engine::{LateRow, WindowResult};
+    use crate::schema::Schema;
+    use crate::source::memory::{MemorySource, Row};
+
+    const CONFIG: &str = include_str!("../../../configs/window-bench.toml");
+
+    /// Counts the chunks its inner source hands out.
+    struct Counting {
+        inner: MemorySource,
+        produced: Arc<AtomicUsize>,
+    }
+
+    impl Source for Counting {
+        fn name(&self) -> &str {
+            "counting"
+        }
+        fn schema(&self) -> &Schema {
+            self.inner.schema()
+        }
+        fn next_chunk(&mut self) -> Result<Option<RowChunk>, SourceError> {
+            let c = self.inner.next_chunk()?;
+            if c.is_some() {
+                self.produced.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(c)
+        }
+        fn seek(&mut self, position: u64) -> Result<(), SourceError> {
+            self.inner.seek(position)
+        }
+    }
+
+    /// Blocks on its first window until released: a consumer that has stalled.
+    struct Stalled {
+        blocked: crossbeam_channel::Sender<()>,
+        release: crossbeam_channel::Receiver<()>,
+        windows: usize,
+    }
+
+    impl Collector for Stalled {
+        fn window(&mut self, _w: WindowResult) {
+            if self.windows == 0 {
+                let _ = self.blocked.send(());
+                let _ = self.release.recv();
+            }
+            self.windows += 1;
+        }
+        fn late(&mut self, _row: LateRow<'_>) {}
+    }
+    impl JobSink for Stalled {}
+
+    fn rows(n: usize) -> Vec<Row> {
+        (0..n)
+            .map(|i| Row {
+                ts: (i as i64 / 2) * 10,
+                key: (i % 2).to_string(),
+                values: vec![100.0, 10000.0, 50.0, 0.0, 5.0, 0.0],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stalled_consumer_stops_the_source_instead_of_buffering() {
+        let plan = Arc::new(JobConfig::parse(CONFIG).unwrap().plan().unwrap());
+        let produced = Arc::new(AtomicUsize::new(0));
+        let total_chunks = 200;
+        let source = Counting {
+            inner: MemorySource::new(plan.schema.clone(), rows(total_chunks * 100), 100),
+            produced: produced.clone(),
+        };
+        let (blocked_tx, blocked_rx) = crossbeam_channel::bounded(1);
+        let (release_tx, release_rx) = crossbeam_channel::bounded(1);
+        let opts = JobOptions {
+            queue_capacity: 3,
+            ..JobOptions::default()
+        };
+        let job = std::thread::spawn(move || {
+            let mut sink = Stalled {
+                blocked: blocked_tx,
+                release: release_rx,
+                windows: 0,
+            };
+            let summary = run_job(plan, Box::new(source), &mut sink, &opts, &mut |_| {});
+            (summary.map(|s| s.stats.rows_in), sink.windows)
+        });
+        blocked_rx.recv().unwrap();
+        // Give the reader every chance to run ahead if the queue were unbounded;
+        // the bound below holds however long this takes.
+        std::thread::sleep(Duration::from_millis(200));
+        let while_stalled = produced.load(Ordering::SeqCst);
+        // The first window fires in chunk 7 (when a row reaches 3000 ms: window
+        // [0, 1000) + the 2 s bound); then at most the queue (3) and the chunk in
+        // the reader's hands (1) can have been produced.
+        assert!(
+            while_stalled <= 7 + 3 + 1,
+            "the source ran ahead of a stalled engine: {while_stalled} chunks produced"
+        );
+        release_tx.send(()).unwrap();
+        let (rows, windows) = job.join().unwrap();
+        assert_eq!(rows.unwrap(), (total_chunks * 100) as u64);
+        assert_eq!(produced.load(Ordering::SeqCst), total_chunks);
+        assert!(windows > 0);
+    }
+
+    #[test]
+    fn broadcast_events_reach_windows_through_a_job() {
+        let plan = Arc::new(JobConfig::parse(CONFIG).unwrap().plan().unwrap());
+        let event = BroadcastEvent {
+            ts: 1500,
+            kind: crate::broadcast::EventKind::SafetyCar,
+            car: None,
+            value: "DEPLOYED".into(),
+        };
+        let source =
+            MemorySource::new(plan.schema.clone(), rows(2000), 64).with_events(vec![(10, event)]);
+        let mut sink = crate::engine::VecCollector::default();
+        struct Sink<'a>(&'a mut crate::engine::VecCollector);
+        impl Collector for Sink<'_> {
+            fn window(&mut self, w: WindowResult) {
+                self.0.window(w)
+            }
+        }
+        impl JobSink for Sink<'_> {}
+        run_job(
+            plan,
+            Box::new(source),
+            &mut Sink(&mut sink),
+            &JobOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+        for w in &sink.windows {
+            assert_eq!(
+                w.broadcast.safety_car,
+                w.start >= 1000,
+                "window {}",
+                w.start
+            );
+        }
+    }
+}

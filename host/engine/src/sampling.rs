@@ -20,6 +20,7 @@ use crate::time::EventTime;
 #[derive(Debug, Clone, PartialEq)]
 struct SampledChannel {
     ch: usize,
+    name: String,
     min_interval: Option<EventTime>,
     deadband: Option<f64>,
 }
@@ -61,6 +62,7 @@ impl SamplingPlan {
                 let deadband = p.deadband.filter(|d| *d >= 0.0);
                 (min_interval.is_some() || deadband.is_some()).then_some(SampledChannel {
                     ch,
+                    name: spec.name.clone(),
                     min_interval,
                     deadband,
                 })
@@ -108,6 +110,10 @@ impl SamplingPlan {
             }
             state.last[slot] = last;
             dropped[sc.ch] += n;
+            if n > 0 {
+                metrics::counter!("pitwall_sampled_out_values_total", "channel" => sc.name.clone())
+                    .increment(n);
+            }
         }
     }
 }
