@@ -35,7 +35,9 @@ fn window_engine(c: &mut Criterion) {
                     let mut engine = WindowEngine::new(plan.clone());
                     let mut out = Count(0);
                     for ch in chunks {
-                        engine.process_chunk(ch, &mut out);
+                        engine
+                            .process_chunk(ch, &mut out)
+                            .expect("well-formed chunk");
                     }
                     engine.finish(&mut out);
                     black_box(out.0)

@@ -598,7 +598,9 @@ fn run_engine_cut(
         cut += 1;
         let chunk = merge_chunks(&singles[at..at + n]);
         at += n;
-        engine.process_chunk(&chunk, &mut sink);
+        engine
+            .process_chunk(&chunk, &mut sink)
+            .expect("generated chunks are well formed");
         // Rows 0..end have been processed: the windows whose fire condition held
         // after one of them have fired, and no others.
         let end = rows.len().min(at);
@@ -1024,9 +1026,9 @@ fn first_and_last_break_event_time_ties_by_the_larger_value() {
 }
 
 /// Timestamps at the ends of the i64 range (a file can hold them) must not crash the
-/// engine: every row ends up in a window or counted late.
+/// engine: the job stops with an error naming the row, before any state changes.
 #[test]
-fn extreme_timestamps_do_not_panic() {
+fn extreme_timestamps_are_refused_without_a_panic() {
     let p = simple(1000, 2000, 0);
     let rows = vec![
         row(0, "7", 1.0),
@@ -1037,10 +1039,14 @@ fn extreme_timestamps_do_not_panic() {
     ];
     let plan = plan_for(&p);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_job_memory(&plan, &rows, &[], 2)
+        let src = MemorySource::new(plan.schema.clone(), rows.clone(), 2);
+        let mut sink = RecordingSink::default();
+        pitwall_tests::run(&plan, Box::new(src), &mut sink, &JobOptions::default())
     }));
-    let (sink, stats) = result.expect("extreme timestamps must not panic the engine");
-    assert_eq!(stats.rows_in, 5);
-    let windowed: u64 = sink.windows.iter().map(|w| w.rows).sum();
-    assert_eq!(windowed + stats.late_rows, 5);
+    let err = result
+        .expect("extreme timestamps must not panic the engine")
+        .expect_err("timestamps outside ±2^62 are refused")
+        .to_string();
+    assert!(err.contains("memory:2"), "{err}");
+    assert!(err.contains("outside the supported range"), "{err}");
 }

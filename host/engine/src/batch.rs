@@ -14,7 +14,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::broadcast::BroadcastEvent;
-use crate::time::EventTime;
+use crate::error::{RecordError, RecordLocation};
+use crate::schema::{KeyType, Schema};
+use crate::time::{EventTime, MAX_EVENT_TIME, MIN_EVENT_TIME};
 
 /// Dense id of a key (car) inside one engine, assigned in order of first appearance.
 pub type KeyId = u32;
@@ -107,6 +109,112 @@ impl RowChunk {
         }
         self.key_names.push(Arc::from(name));
         (self.key_names.len() - 1) as u32
+    }
+
+    /// Checks the chunk is well formed for a job that reads channels `used`:
+    /// columns of equal length, key indexes in range, event times within
+    /// [`MIN_EVENT_TIME`, `MAX_EVENT_TIME`], events in arrival order. The engine runs
+    /// this on every chunk (it is a few vectorised passes) so that no chunk — from a
+    /// push producer or an embedding program — can make it panic.
+    pub fn check_shape(&self, used: &[usize]) -> Result<(), RecordError> {
+        let n = self.ts.len();
+        let at = |line: u64, reason: String| RecordError {
+            location: RecordLocation {
+                source: "chunk".into(),
+                line,
+            },
+            reason,
+        };
+        if self.keys.len() != n || self.lines.len() != n {
+            return Err(at(
+                0,
+                format!(
+                    "chunk has {n} timestamps but {} keys and {} line numbers",
+                    self.keys.len(),
+                    self.lines.len()
+                ),
+            ));
+        }
+        for &c in used {
+            let len = self.columns.get(c).map_or(0, Vec::len);
+            if len != n {
+                return Err(at(
+                    0,
+                    format!("chunk column {c} has {len} values for {n} rows"),
+                ));
+            }
+        }
+        let nk = self.key_names.len() as u32;
+        if let Some(i) = self.keys.iter().position(|&k| k >= nk) {
+            return Err(at(
+                self.lines[i],
+                format!("key index {} but the chunk names {nk} keys", self.keys[i]),
+            ));
+        }
+        if let Some(i) = self
+            .ts
+            .iter()
+            .position(|&t| !(MIN_EVENT_TIME..=MAX_EVENT_TIME).contains(&t))
+        {
+            return Err(at(
+                self.lines[i],
+                format!(
+                    "event time {} is outside the supported range [-2^62, 2^62]",
+                    self.ts[i]
+                ),
+            ));
+        }
+        if self.events.windows(2).any(|w| w[0].0 > w[1].0)
+            || self.events.iter().any(|(i, _)| *i > n)
+        {
+            return Err(at(
+                0,
+                "broadcast events are not in arrival order within the chunk".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks values too, for chunks from outside the engine's own sources (push
+    /// producers): everything in [`RowChunk::check_shape`], plus every projected
+    /// value accepted by the schema (finite, type, range) or missing only where the
+    /// channel is optional, and integer keys where the schema says so.
+    pub fn validate(&self, schema: &Schema, projection: &[bool]) -> Result<(), RecordError> {
+        let used: Vec<usize> = (0..schema.channels.len())
+            .filter(|&c| projection.get(c).copied().unwrap_or(true))
+            .collect();
+        self.check_shape(&used)?;
+        let at = |i: usize, reason: String| RecordError {
+            location: RecordLocation {
+                source: "chunk".into(),
+                line: self.lines[i],
+            },
+            reason,
+        };
+        if schema.key.ty == KeyType::Int
+            && let Some(k) = self.key_names.iter().find(|k| k.parse::<i64>().is_err())
+        {
+            return Err(RecordError {
+                location: RecordLocation {
+                    source: "chunk".into(),
+                    line: 0,
+                },
+                reason: format!("key {k:?} is not an integer, as the schema's key type says"),
+            });
+        }
+        for &c in &used {
+            let optional = schema.channels[c].optional;
+            for (i, &v) in self.columns.get(c).into_iter().flatten().enumerate() {
+                if v.is_nan() {
+                    if !optional {
+                        return Err(at(i, format!("{}: missing value", schema.channels[c].name)));
+                    }
+                } else if let Err(reason) = schema.check_value(c, v) {
+                    return Err(at(i, reason));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Checks the columns agree in length (a debugging aid for sources).

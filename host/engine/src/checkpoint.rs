@@ -42,6 +42,31 @@ pub struct Checkpoint {
     pub sink: Vec<u8>,
 }
 
+/// A [`Checkpoint`] borrowed from the running job, so writing one does not copy
+/// the engine state. Serialises to exactly the bytes of the owned form.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CheckpointRef<'a> {
+    pub fingerprint: u64,
+    pub seq: u64,
+    pub source_position: u64,
+    pub finished: bool,
+    pub engine: &'a EngineState,
+    pub sink: &'a [u8],
+}
+
+impl<'a> From<&'a Checkpoint> for CheckpointRef<'a> {
+    fn from(c: &'a Checkpoint) -> Self {
+        CheckpointRef {
+            fingerprint: c.fingerprint,
+            seq: c.seq,
+            source_position: c.source_position,
+            finished: c.finished,
+            engine: &c.engine,
+            sink: &c.sink,
+        }
+    }
+}
+
 /// Writes and finds checkpoints in one directory.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
@@ -56,6 +81,16 @@ impl CheckpointStore {
             path: dir.clone(),
             source,
         })?;
+        // Half-written checkpoints of a run that crashed mid-write.
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(".checkpoint-") && name.ends_with(".tmp") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
         Ok(CheckpointStore { dir })
     }
 
@@ -64,9 +99,10 @@ impl CheckpointStore {
     }
 
     /// Writes `cp` atomically and prunes older checkpoints.
-    pub fn write(&self, cp: &Checkpoint) -> Result<PathBuf, CheckpointError> {
+    pub fn write<'a>(&self, cp: impl Into<CheckpointRef<'a>>) -> Result<PathBuf, CheckpointError> {
+        let cp: CheckpointRef<'a> = cp.into();
         let _span = tracing::debug_span!("checkpoint_write", seq = cp.seq).entered();
-        let payload = postcard::to_allocvec(cp).map_err(|e| CheckpointError::Corrupt {
+        let payload = postcard::to_allocvec(&cp).map_err(|e| CheckpointError::Corrupt {
             path: self.dir.clone(),
             reason: format!("cannot encode state: {e}"),
         })?;

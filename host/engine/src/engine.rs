@@ -37,6 +37,7 @@ use crate::aggregate::Accumulator;
 use crate::batch::{KeyDictionary, KeyId, RowChunk, SampleBatch};
 use crate::broadcast::{BroadcastOperator, BroadcastState};
 use crate::config::JobPlan;
+use crate::error::RecordError;
 use crate::sampling::{SamplerState, SamplingPlan};
 use crate::schema::KeyType;
 use crate::time::{EventTime, window_start};
@@ -228,9 +229,16 @@ impl WindowEngine {
     }
 
     /// Processes one chunk; fires the windows its rows' watermark closes.
-    pub fn process_chunk(&mut self, chunk: &RowChunk, out: &mut dyn Collector) {
+    ///
+    /// A malformed chunk (see [`RowChunk::check_shape`]) is refused whole, before
+    /// any state changes.
+    pub fn process_chunk(
+        &mut self,
+        chunk: &RowChunk,
+        out: &mut dyn Collector,
+    ) -> Result<(), RecordError> {
         let _span = tracing::trace_span!("window_chunk", rows = chunk.len()).entered();
-        chunk.debug_assert_consistent();
+        chunk.check_shape(&self.used)?;
         self.local.clear();
         for name in &chunk.key_names {
             let id = self.state.keys.intern(name);
@@ -353,6 +361,7 @@ impl WindowEngine {
             self.expire_idle_keys(wm);
             metrics::gauge!("pitwall_watermark").set(wm as f64);
         }
+        Ok(())
     }
 
     /// End of input: fires every open window, in order.

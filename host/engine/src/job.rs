@@ -25,12 +25,29 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::bounded;
 
 use crate::batch::RowChunk;
-use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::checkpoint::{CheckpointRef, CheckpointStore};
 use crate::config::JobPlan;
 use crate::engine::{Collector, EngineStats, WindowEngine};
 use crate::error::{EngineError, SourceError};
 use crate::source::Source;
 use crate::time::EventTime;
+
+/// What the reader thread hands the job thread.
+enum SourceItem {
+    Chunk(RowChunk),
+    /// The source said its input ended.
+    End,
+    Failed(SourceError),
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    let msg = p
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("the source panicked: {msg}")
+}
 
 /// A job's output: a collector whose state can be checkpointed with the engine's.
 pub trait JobSink: Collector {
@@ -113,7 +130,8 @@ pub fn run_job(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<JobSummary, EngineError> {
     let started = Instant::now();
-    let span = tracing::info_span!("job", source = source.name());
+    let source_name = source.name().to_string();
+    let span = tracing::info_span!("job", source = %source_name);
     let _enter = span.enter();
 
     let store = opts
@@ -141,14 +159,14 @@ pub fn run_job(
         resumed_from = Some(cp.seq);
     }
     let interval = plan.checkpoint_interval;
-    let next_after = |wm: Option<EventTime>| -> EventTime {
-        wm.map_or(EventTime::MIN, |wm| {
-            wm.div_euclid(interval)
-                .saturating_add(1)
-                .saturating_mul(interval)
-        })
+    // The first multiple of the interval after `wm`: checkpoints fall on the same
+    // event times in every run, whatever the chunking.
+    let next_after = |wm: EventTime| -> EventTime {
+        wm.div_euclid(interval)
+            .saturating_add(1)
+            .saturating_mul(interval)
     };
-    let mut next_checkpoint = next_after(engine.watermark());
+    let mut next_checkpoint = engine.watermark().map(next_after);
     let mut checkpoints_written = 0;
     let mut write_checkpoint = |engine: &WindowEngine,
                                 sink: &mut dyn JobSink,
@@ -158,22 +176,23 @@ pub fn run_job(
      -> Result<(), EngineError> {
         if let Some(store) = &store {
             *seq += 1;
-            let cp = Checkpoint {
+            let sink_state = sink.snapshot()?;
+            let cp = CheckpointRef {
                 fingerprint: plan.fingerprint,
                 seq: *seq,
                 source_position: position,
                 finished,
-                engine: engine.state().clone(),
-                sink: sink.snapshot()?,
+                engine: engine.state(),
+                sink: &sink_state,
             };
-            let path = store.write(&cp)?;
+            let path = store.write(cp)?;
             tracing::debug!(path = %path.display(), "checkpoint written");
             checkpoints_written += 1;
         }
         Ok(())
     };
 
-    let (tx, rx) = bounded::<Result<RowChunk, SourceError>>(opts.queue_capacity.max(1));
+    let (tx, rx) = bounded::<SourceItem>(opts.queue_capacity.max(1));
     // Processed chunks go back to the source for reuse (bounded; extras are dropped).
     let (done_tx, done_rx) = bounded::<RowChunk>(opts.queue_capacity.max(1) + 2);
     let reader = std::thread::Builder::new()
@@ -186,9 +205,9 @@ pub fn run_job(
                 let item = source.next_chunk();
                 let done = !matches!(item, Ok(Some(_)));
                 let sent = match item {
-                    Ok(Some(chunk)) => tx.send(Ok(chunk)),
-                    Ok(None) => break,
-                    Err(e) => tx.send(Err(e)),
+                    Ok(Some(chunk)) => tx.send(SourceItem::Chunk(chunk)),
+                    Ok(None) => tx.send(SourceItem::End),
+                    Err(e) => tx.send(SourceItem::Failed(e)),
                 };
                 if sent.is_err() || done {
                     break;
@@ -210,11 +229,27 @@ pub fn run_job(
     loop {
         metrics::gauge!("pitwall_queue_depth", "stage" => "engine_input").set(rx.len() as f64);
         let chunk = match rx.recv() {
-            Ok(Ok(chunk)) => chunk,
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => break, // the reader finished: end of input
+            Ok(SourceItem::Chunk(chunk)) => chunk,
+            Ok(SourceItem::End) => break,
+            Ok(SourceItem::Failed(e)) => return Err(e.into()),
+            Err(_) => {
+                // The reader vanished without saying the input ended: it panicked.
+                // Never mistake that for the end of input (that would fire every
+                // window and mark the job finished on partial data).
+                let reason = match reader.join() {
+                    Err(p) => panic_message(p.as_ref()),
+                    Ok(()) => "the reader thread stopped without a reason".into(),
+                };
+                return Err(EngineError::Stage {
+                    stage: "source",
+                    reason,
+                });
+            }
         };
-        engine.process_chunk(&chunk, sink);
+        engine.process_chunk(&chunk, sink).map_err(|mut e| {
+            e.location.source = source_name.clone();
+            SourceError::Malformed(e)
+        })?;
         rows_this_run += chunk.len() as u64;
         position = chunk.end_position;
         let _ = done_tx.try_send(chunk);
@@ -224,9 +259,13 @@ pub fn run_job(
             position,
             watermark: wm,
         });
-        if wm.is_some_and(|wm| wm >= next_checkpoint) {
-            write_checkpoint(&engine, sink, position, false, &mut seq)?;
-            next_checkpoint = next_after(wm);
+        match (wm, next_checkpoint) {
+            (Some(wm), Some(next)) if wm >= next => {
+                write_checkpoint(&engine, sink, position, false, &mut seq)?;
+                next_checkpoint = Some(next_after(wm));
+            }
+            (Some(wm), None) => next_checkpoint = Some(next_after(wm)),
+            _ => {}
         }
         if opts.stop_after_rows.is_some_and(|n| rows_this_run >= n) || stop_requested() {
             write_checkpoint(&engine, sink, position, false, &mut seq)?;
@@ -237,8 +276,11 @@ pub fn run_job(
     drop(rx);
     if !stopped_early {
         let _ = reader.join();
-        engine.finish(sink);
+        // The last checkpoint is taken *before* the end-of-input flush: a rerun
+        // (perhaps after the file grew) restores the open windows, reads on and
+        // flushes them itself, instead of firing the last windows twice.
         write_checkpoint(&engine, sink, position, true, &mut seq)?;
+        engine.finish(sink);
     }
     let summary = JobSummary {
         stats: engine.stats().clone(),

@@ -12,6 +12,12 @@ use crate::error::ConfigError;
 /// An event-time instant, in ticks of the schema's [`TimeUnit`].
 pub type EventTime = i64;
 
+/// The earliest event time the engine accepts (−2^62 ticks: ±146 years in ns).
+/// Keeping clear of `i64`'s ends means window arithmetic never saturates.
+pub const MIN_EVENT_TIME: EventTime = -(1 << 62);
+/// The latest event time the engine accepts (2^62 ticks).
+pub const MAX_EVENT_TIME: EventTime = 1 << 62;
+
 /// The resolution of event time, declared by the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

@@ -28,7 +28,9 @@ use std::borrow::Cow;
 
 use memchr::memchr;
 
-use super::file::{BlockParse, BlockWriter, RowSpec, Seps, decimal_field, fast_int, show};
+use super::file::{
+    BlockParse, BlockWriter, RowSpec, Stage, decimal_field, fast_int, is_whole, load8, show,
+};
 use crate::schema::ChannelType;
 
 /// What to do with one header column.
@@ -55,6 +57,40 @@ pub(crate) struct CsvParser {
     plan: Vec<Action>,
     /// Projected optional channels absent from the header: `NaN` in every row.
     absent: Vec<usize>,
+    /// What the fast path reads, in header order (ignored columns left out).
+    ops: Vec<Op>,
+}
+
+/// One column the fast path reads.
+#[derive(Debug, Clone, Copy)]
+struct Op {
+    /// Header column.
+    field: usize,
+    /// Columns skipped since the previous op (or the line start).
+    skip: usize,
+    /// The line's last column (its end may carry a `\r`).
+    last: bool,
+    kind: OpKind,
+    /// The channel's range (for [`OpKind::Number`]).
+    lo: f64,
+    hi: f64,
+    /// An `int` channel: values must be whole.
+    int: bool,
+    /// An optional channel: an empty cell is `NaN`.
+    optional: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    Time,
+    KeyInt,
+    KeyStr,
+    /// A projected `float` or `int` channel.
+    Number(usize),
+    /// A projected `bool` channel.
+    Bool(usize),
+    /// A required channel the job does not use: the cell must not be empty.
+    Present,
 }
 
 impl CsvParser {
@@ -129,98 +165,204 @@ impl CsvParser {
                 }
             }
         }
-        Ok(CsvParser { spec, plan, absent })
+        let ops = plan
+            .iter()
+            .enumerate()
+            .filter_map(|(field, act)| {
+                let (kind, c) = match *act {
+                    Action::Time => (OpKind::Time, None),
+                    Action::KeyInt => (OpKind::KeyInt, None),
+                    Action::KeyStr => (OpKind::KeyStr, None),
+                    Action::Channel(c) if spec.channels[c].ty == ChannelType::Bool => {
+                        (OpKind::Bool(c), Some(c))
+                    }
+                    Action::Channel(c) => (OpKind::Number(c), Some(c)),
+                    Action::Present(_) => (OpKind::Present, None),
+                    Action::Ignore => return None,
+                };
+                let ch = c.map(|c| spec.channels[c]);
+                Some(Op {
+                    field,
+                    skip: 0,
+                    last: field + 1 == plan.len(),
+                    kind,
+                    lo: ch.map_or(f64::MIN, |p| p.lo),
+                    hi: ch.map_or(f64::MAX, |p| p.hi),
+                    int: ch.is_some_and(|p| p.ty == ChannelType::Int),
+                    optional: ch.is_some_and(|p| p.optional),
+                })
+            })
+            .collect::<Vec<Op>>();
+        let mut ops = ops;
+        let mut next = 0;
+        for op in &mut ops {
+            op.skip = op.field - next;
+            next = op.field + 1;
+        }
+        Ok(CsvParser {
+            spec,
+            plan,
+            absent,
+            ops,
+        })
     }
 
-    /// Parses the line at `p` on the fast path; returns the start of the next line,
-    /// or `None` to hand the line to the slow path (values pushed are then rolled
-    /// back). Field bounds come from `seps` (the next `,`, `\n` or `"`); a quote
-    /// anywhere in the line sends it to the slow path.
+    /// Finds the field bounds of the line at `p`: `sep[0] = p - 1` (wrapping),
+    /// `sep[k + 1]` = the end of field `k` (its `,`, or the line end without a
+    /// `\r`). Returns the start of the next line, or `None` when the line has a
+    /// quote or not exactly as many fields as the header (the slow path decides).
+    ///
+    /// The line is classified 64 bytes at a time from its own start, so a line
+    /// shorter than that — almost every telemetry line — takes one pass with no
+    /// data-dependent branch besides the loop over its commas.
+    #[inline(always)]
+    fn split(&self, d: &[u8], p: usize, sep: &mut [usize]) -> Option<usize> {
+        let nf = sep.len() - 1;
+        sep[0] = p.wrapping_sub(1);
+        let mut k = 1;
+        let mut base = p;
+        loop {
+            let (commas, stops) = line_window(d, base);
+            let mut cm = if stops == 0 {
+                commas
+            } else {
+                commas & ((stops & stops.wrapping_neg()) - 1)
+            };
+            while cm != 0 {
+                if k == nf {
+                    return None;
+                }
+                sep[k] = base + cm.trailing_zeros() as usize;
+                k += 1;
+                cm &= cm - 1;
+            }
+            if stops != 0 {
+                let e = base + stops.trailing_zeros() as usize;
+                if k != nf || d.get(e).is_some_and(|&b| b != b'\n') {
+                    return None;
+                }
+                let last = sep[nf - 1].wrapping_add(1);
+                sep[nf] = if e > last && d[e - 1] == b'\r' {
+                    e - 1
+                } else {
+                    e
+                };
+                return Some((e + 1).min(d.len()));
+            }
+            base += 64;
+        }
+    }
+
+    /// Parses the line at `p` on the fast path into the next row of `stage`;
+    /// returns the start of the next line, or `None` to hand the line to the slow
+    /// path (nothing is committed then, and no key is interned).
     #[inline(always)]
     fn fast_row(
         &self,
         d: &[u8],
         p: usize,
         w: &mut BlockWriter<'_>,
-        seps: &mut Seps<'_>,
+        stage: &mut Stage,
+        sep: &mut [usize],
     ) -> Option<usize> {
-        let last = self.plan.len() - 1;
-        let mut s = p;
-        for (i, act) in self.plan.iter().enumerate() {
-            let e = seps.next_sep();
-            let mut fe = e;
-            if i < last {
-                if d.get(e) != Some(&b',') {
-                    return None;
-                }
-            } else {
-                if !matches!(d.get(e), None | Some(b'\n')) {
-                    return None;
-                }
-                if fe > s && d[fe - 1] == b'\r' {
-                    fe -= 1;
-                }
+        let r = stage.row();
+        let mut key = (0i64, 0usize, 0usize);
+        let (commas, stops) = line_window(d, p);
+        let next = if stops != 0 {
+            // The whole line is in the window: walk its commas directly.
+            let mut cm = commas & ((stops & stops.wrapping_neg()) - 1);
+            if cm.count_ones() as usize + 1 != self.plan.len() {
+                return None;
             }
-            match *act {
-                Action::Time => {
-                    let (v, q) = fast_int(d, s)?;
-                    if q != fe {
-                        return None;
-                    }
-                    w.chunk.ts.push(v);
-                }
-                Action::KeyInt => {
-                    let (v, q) = fast_int(d, s)?;
-                    if q != fe {
-                        return None;
-                    }
-                    let id = w.int_key(v);
-                    w.chunk.keys.push(id);
-                }
-                Action::KeyStr => {
-                    if fe == s {
-                        return None;
-                    }
-                    let id = w.str_key(&d[s..fe]).ok()?;
-                    w.chunk.keys.push(id);
-                }
-                Action::Channel(c) => {
-                    let v = self.fast_value(c, d, s, fe)?;
-                    w.chunk.columns[c].push(v);
-                }
-                Action::Present(_) => {
-                    if fe == s {
-                        return None;
-                    }
-                }
-                Action::Ignore => {}
+            let end = p + stops.trailing_zeros() as usize;
+            if d.get(end).is_some_and(|&b| b != b'\n') {
+                return None;
             }
-            s = e + 1;
-        }
+            let mut prev = p.wrapping_sub(1);
+            for op in &self.ops {
+                for _ in 0..op.skip {
+                    prev = p + cm.trailing_zeros() as usize;
+                    cm &= cm - 1;
+                }
+                let s = prev.wrapping_add(1);
+                let e = if op.last {
+                    if end > s && d[end - 1] == b'\r' {
+                        end - 1
+                    } else {
+                        end
+                    }
+                } else {
+                    p + cm.trailing_zeros() as usize
+                };
+                cm &= cm.wrapping_sub(1);
+                prev = e;
+                self.apply(op, d, s, e, stage, r, &mut key)?;
+            }
+            (end + 1).min(d.len())
+        } else {
+            // A line longer than the window.
+            let next = self.split(d, p, sep)?;
+            for op in &self.ops {
+                let s = sep[op.field].wrapping_add(1);
+                let e = sep[op.field + 1];
+                self.apply(op, d, s, e, stage, r, &mut key)?;
+            }
+            next
+        };
         for &c in &self.absent {
-            w.chunk.columns[c].push(f64::NAN);
+            stage.cols[c][r] = f64::NAN;
         }
-        Some(s.min(d.len()))
+        // The key last: a line the slow path rejects must not intern its key.
+        stage.keys[r] = if self.spec.key_int {
+            w.int_key(key.0)
+        } else {
+            w.str_key(&d[key.1..key.2]).ok()?
+        };
+        stage.lines[r] = w.line;
+        stage.commit(&mut w.chunk);
+        Some(next)
     }
 
-    /// A channel value from the field `d[s..e]`.
+    /// Parses the field `d[s..e]` as `op` says into row `r` of `stage` (the key
+    /// into `key`: its integer, or its bounds).
     #[inline(always)]
-    fn fast_value(&self, c: usize, d: &[u8], s: usize, e: usize) -> Option<f64> {
-        let plan = &self.spec.channels[c];
-        if plan.ty == ChannelType::Bool {
-            return match &d[s..e] {
-                b"0" | b"false" => Some(0.0),
-                b"1" | b"true" => Some(1.0),
-                _ => None,
-            };
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        op: &Op,
+        d: &[u8],
+        s: usize,
+        e: usize,
+        stage: &mut Stage,
+        r: usize,
+        key: &mut (i64, usize, usize),
+    ) -> Option<()> {
+        match op.kind {
+            OpKind::Time => stage.ts[r] = int_field(d, s, e)?,
+            OpKind::KeyInt => key.0 = int_field(d, s, e)?,
+            OpKind::KeyStr => {
+                if e == s {
+                    return None;
+                }
+                key.1 = s;
+                key.2 = e;
+            }
+            OpKind::Number(c) => stage.cols[c][r] = number_field(d, s, e, op)?,
+            OpKind::Bool(c) => {
+                stage.cols[c][r] = match &d[s..e] {
+                    b"0" | b"false" => 0.0,
+                    b"1" | b"true" => 1.0,
+                    _ => return None,
+                };
+            }
+            OpKind::Present => {
+                // The slow path trims the cell: a blank one is empty too.
+                if e == s || d[s].is_ascii_whitespace() {
+                    return None;
+                }
+            }
         }
-        let v = match decimal_field(d, s, e) {
-            Some(v) => v,
-            None if e == s => return plan.optional.then_some(f64::NAN),
-            None => fast_float2::parse::<f64, _>(&d[s..e]).ok()?,
-        };
-        // NaN and infinities fail `accepts` and get their reason on the slow path.
-        self.spec.accepts(c, v).then_some(v)
+        Some(())
     }
 
     /// Parses one line (without its line end) on the slow path. `Ok(false)` for a
@@ -276,17 +418,17 @@ impl BlockParse for CsvParser {
     }
 
     fn parse_block(&self, d: &[u8], w: &mut BlockWriter<'_>) {
-        let mut seps = Seps::new(d, [b',', b'\n', b'"'], 0);
+        let mut sep = vec![0usize; self.plan.len() + 1];
+        let mut stage = Stage::new(&self.spec);
         let mut p = 0;
         while p < d.len() {
-            let mark = w.mark();
-            if let Some(next) = self.fast_row(d, p, w, &mut seps) {
-                w.end_row();
+            if let Some(next) = self.fast_row(d, p, w, &mut stage, &mut sep) {
                 w.line += 1;
                 p = next;
                 continue;
             }
-            w.rollback(mark);
+            stage.flush(&mut w.chunk);
+            let mark = w.mark();
             let nl = memchr(b'\n', &d[p..]).map_or(d.len(), |i| p + i);
             match self.slow_row(strip_line_end(&d[p..nl]), w) {
                 Ok(true) => w.end_row(),
@@ -300,9 +442,139 @@ impl BlockParse for CsvParser {
             }
             w.line += 1;
             p = (nl + 1).min(d.len());
-            seps.reset(p);
+        }
+        stage.flush(&mut w.chunk);
+    }
+}
+
+/// A channel value from the field `d[s..e]` on the fast path, checked against
+/// `op`'s range (and for an `int` channel, that it is whole). `None` sends the
+/// line to the slow path: it says what is wrong, or parses what this does not.
+#[inline(always)]
+fn number_field(d: &[u8], s: usize, e: usize, op: &Op) -> Option<f64> {
+    let len = e.wrapping_sub(s);
+    if len.wrapping_sub(1) < 8
+        && let Some(m) = digits_exact(d, s, len)
+    {
+        // Up to 8 plain digits: exact as an integer (as fast_float2), and whole.
+        let v = m as f64;
+        return (v >= op.lo && v <= op.hi).then_some(v);
+    }
+    let v = other_number(d, s, e, op)?;
+    (v >= op.lo && v <= op.hi && (!op.int || is_whole(v))).then_some(v)
+}
+
+/// An integer field `d[s..e]` (the time or an integer key): `-?[0-9]{1,18}`.
+#[inline(always)]
+fn int_field(d: &[u8], s: usize, e: usize) -> Option<i64> {
+    let len = e.wrapping_sub(s);
+    if len.wrapping_sub(1) < 8
+        && let Some(m) = digits_exact(d, s, len)
+    {
+        return Some(m as i64);
+    }
+    match fast_int(d, s)? {
+        (v, q) if q == e => Some(v),
+        _ => None,
+    }
+}
+
+/// The value of the `len` (1..=8) bytes at `s` when all are ASCII digits: one
+/// load, the field moved to the top of the word (the bytes below read as leading
+/// zeros), all bytes checked at once, then combined pairwise.
+#[inline(always)]
+fn digits_exact(d: &[u8], s: usize, len: usize) -> Option<u64> {
+    const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    let sh = 64 - 8 * len as u32;
+    let x = load8(d, s) << sh;
+    // A byte is a digit when its high nibble is 3 and adding 6 keeps it so (a
+    // carry out of a non-digit byte only disturbs bytes after it); the zero bytes
+    // shifted in are not digits, so they are shifted out of the check.
+    let bad = ((x & HI) ^ THREES) | ((x.wrapping_add(0x0606_0606_0606_0606) & HI) ^ THREES);
+    if bad >> sh != 0 {
+        return None;
+    }
+    let mut v = x & 0x0F0F_0F0F_0F0F_0F0F;
+    v = (v.wrapping_mul(10) + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
+    v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
+    v = v.wrapping_mul(10_000) + (v >> 32);
+    Some(v & 0xFFFF_FFFF)
+}
+
+/// [`number_field`] for anything but a short run of digits: decimals, signs,
+/// long numbers, exponents, an empty cell.
+#[inline(always)]
+fn other_number(d: &[u8], s: usize, e: usize, op: &Op) -> Option<f64> {
+    match decimal_field(d, s, e) {
+        Some(v) => Some(v),
+        // NaN and infinities fail the range check and get their reason on the
+        // slow path.
+        None if e == s => op.optional.then_some(f64::NAN),
+        None => fast_float2::parse::<f64, _>(&d[s..e]).ok(),
+    }
+}
+
+/// The commas and stops of the 64 bytes at `base`. Past the end of `d` nothing is
+/// a comma, and the end of the data stops a line like a newline.
+#[inline(always)]
+fn line_window(d: &[u8], base: usize) -> (u64, u64) {
+    match d.get(base..base + 64) {
+        Some(w) => {
+            let mut b = [0u8; 64];
+            b.copy_from_slice(w);
+            line_masks64(&b)
+        }
+        None => {
+            let rest = d.len() - base;
+            let mut b = [0u8; 64];
+            b[..rest].copy_from_slice(&d[base..]);
+            let (c, s) = line_masks64(&b);
+            (c, s | 1u64 << rest)
         }
     }
+}
+
+/// One bit per byte of `b`: the commas, and the "stops" (`\n` and `"`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn line_masks64(b: &[u8; 64]) -> (u64, u64) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86-64 baseline, so the intrinsics are
+    // available on every x86-64 CPU; each load reads bytes 16k..16k+16 of the
+    // 64-byte array (in bounds) and has no alignment requirement.
+    unsafe {
+        let comma = _mm_set1_epi8(b',' as i8);
+        let nl = _mm_set1_epi8(b'\n' as i8);
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let mut commas = 0u64;
+        let mut stops = 0u64;
+        for k in 0..4 {
+            let v = _mm_loadu_si128(b.as_ptr().add(16 * k).cast::<__m128i>());
+            let c = _mm_movemask_epi8(_mm_cmpeq_epi8(v, comma)) as u16;
+            let s = _mm_movemask_epi8(_mm_or_si128(
+                _mm_cmpeq_epi8(v, nl),
+                _mm_cmpeq_epi8(v, quote),
+            )) as u16;
+            commas |= u64::from(c) << (16 * k);
+            stops |= u64::from(s) << (16 * k);
+        }
+        (commas, stops)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn line_masks64(b: &[u8; 64]) -> (u64, u64) {
+    let mut commas = 0u64;
+    let mut stops = 0u64;
+    for (i, &c) in b.iter().enumerate() {
+        commas |= u64::from(c == b',') << i;
+        stops |= u64::from(c == b'\n' || c == b'"') << i;
+    }
+    (commas, stops)
 }
 
 /// A line without its trailing `\n` / `\r\n`.
@@ -649,6 +921,99 @@ mod tests {
         assert_eq!(d.columns[1], vec![10000.0]);
         assert_eq!(d.columns[2], vec![5.0]);
         assert_eq!(d.columns[3], vec![0.000001]);
+    }
+
+    /// Every line through the slow path only: the reference for the fast path.
+    fn slow_only(p: &CsvParser, d: &[u8]) -> (Vec<i64>, Vec<String>, Vec<Vec<u64>>, Vec<u64>, u64) {
+        let mut w = BlockWriter::new(&p.spec, 16);
+        let mut skipped = 0;
+        for (i, line) in d.split_inclusive(|&b| b == b'\n').enumerate() {
+            w.line = i as u64;
+            let mark = w.mark();
+            match p.slow_row(strip_line_end(line), &mut w) {
+                Ok(true) => w.end_row(),
+                Ok(false) => {}
+                Err(_) => {
+                    w.rollback(mark);
+                    skipped += 1;
+                }
+            }
+        }
+        chunk_parts(&w.chunk, skipped)
+    }
+
+    fn chunk_parts(
+        c: &crate::batch::RowChunk,
+        skipped: u64,
+    ) -> (Vec<i64>, Vec<String>, Vec<Vec<u64>>, Vec<u64>, u64) {
+        (
+            c.ts.clone(),
+            c.keys
+                .iter()
+                .map(|&k| c.key_names[k as usize].to_string())
+                .collect(),
+            c.columns
+                .iter()
+                .map(|col| col.iter().map(|v| v.to_bits()).collect())
+                .collect(),
+            c.lines.clone(),
+            skipped,
+        )
+    }
+
+    /// A CSV cell: mostly numbers of the usual shapes, sometimes something odd.
+    fn cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[0-9]{1,9}",
+            3 => "-?[0-9]{0,6}\\.[0-9]{0,6}",
+            1 => "[0-9]{1,3}e-?[0-9]",
+            1 => prop_oneof![Just(String::new()), Just(" 1".into()), Just("\"2\"".into()),
+                Just("true".into()), Just("1\r".into()), Just("x".into()), Just("+3".into())],
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Whatever the fast path accepts, it reads exactly as the slow path does,
+        /// and it rejects nothing the slow path accepts.
+        #[test]
+        fn fast_path_agrees_with_slow_path(
+            rows in proptest::collection::vec(
+                (proptest::collection::vec(cell(), 6..=10), any::<bool>(), 0usize..70), 1..30),
+            last_newline in any::<bool>(),
+            projection in proptest::collection::vec(any::<bool>(), 6),
+        ) {
+            let s = f1();
+            let mut o = opts(&s, OnError::Skip, 100);
+            o.projection = projection;
+            let spec = super::super::file::RowSpec::new(s.clone(), &o);
+            let header = format!("pad,{}", HEADER.trim_end());
+            let p = CsvParser::from_header(header.as_bytes(), spec).unwrap();
+            let mut text = String::new();
+            for (i, (cells, crlf, pad)) in rows.iter().enumerate() {
+                let mut line = vec!["p".repeat(*pad), format!("{}", 1000 + i), (i % 3).to_string()];
+                line.extend(cells.iter().cloned());
+                text.push_str(&line.join(","));
+                text.push_str(if *crlf { "\r\n" } else { "\n" });
+            }
+            if !last_newline {
+                text.pop();
+            }
+            let d = text.as_bytes();
+            let mut w = BlockWriter::new(&p.spec, 16);
+            p.parse_block(d, &mut w);
+            let skipped = w.chunk.skipped;
+            prop_assert_eq!(chunk_parts(&w.chunk, skipped), slow_only(&p, d));
+        }
+
+        #[test]
+        fn digits_exact_matches_parse(field in "[0-9]{1,8}|[0-9a-z.,/:-]{1,8}", tail in "[,\n0-9]{0,3}") {
+            let text = format!("{field}{tail}");
+            let got = digits_exact(text.as_bytes(), 0, field.len());
+            let want = field.bytes().all(|b| b.is_ascii_digit()).then(|| field.parse::<u64>().unwrap());
+            prop_assert_eq!(got, want);
+        }
     }
 
     proptest! {

@@ -517,6 +517,18 @@ impl FileBytes {
         Ok(FileBytes::Mapped(map))
     }
 
+    /// Maps the pages of `start..end` in one call (`MADV_POPULATE_READ`) instead of
+    /// taking a page fault every few pages while parsing them. A hint: kernels
+    /// without it (before Linux 5.14) fault the pages in as usual.
+    fn populate(&self, start: usize, end: usize) {
+        #[cfg(target_os = "linux")]
+        if let FileBytes::Mapped(m) = self {
+            let _ = m.advise_range(memmap2::Advice::PopulateRead, start, end - start);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (start, end);
+    }
+
     fn bytes(&self) -> &[u8] {
         match self {
             FileBytes::Mapped(m) => m,
@@ -558,6 +570,7 @@ fn worker(
         if cancel.load(Ordering::Relaxed) {
             break;
         }
+        data.populate(job.start, job.end);
         let block = &data.bytes()[job.start..job.end];
         let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let recycled = pool.lock().ok().and_then(|mut p| p.pop());
@@ -771,7 +784,7 @@ impl RowSpec {
 /// exact for |v| < 2^63 and says "no" above, which only sends such rare values
 /// to the slow path (whose check agrees with the schema).
 #[inline(always)]
-fn is_whole(v: f64) -> bool {
+pub(crate) fn is_whole(v: f64) -> bool {
     (v as i64) as f64 == v
 }
 
@@ -1031,110 +1044,66 @@ pub(crate) fn fast_int(d: &[u8], p0: usize) -> Option<(i64, usize)> {
     Some((if neg { -v } else { v }, p))
 }
 
-/// Positions of separator bytes in a block, found 64 bytes at a time (SSE2 on
-/// x86-64). Parsers walk fields by separator positions instead of scanning each
-/// field for its end: the positions do not depend on parsing the fields, so the
-/// CPU parses several fields of a row at once instead of one after another.
-pub(crate) struct Seps<'a> {
-    d: &'a [u8],
-    set: [u8; 3],
-    /// Start of the current 64-byte window.
-    base: usize,
-    /// Separators of the window not yet returned, one bit per byte.
-    mask: u64,
+/// Rows a [`Stage`] holds before they are appended to the chunk.
+pub(crate) const STAGE_ROWS: usize = 256;
+
+/// Fast-path rows staged in small fixed arrays, appended to the chunk's columns
+/// [`STAGE_ROWS`] at a time: a value is one store (no capacity check, no length
+/// update per push), and a row that turns out to be malformed is dropped by not
+/// committing it, with nothing to roll back.
+pub(crate) struct Stage {
+    n: usize,
+    pub(crate) ts: Box<[i64; STAGE_ROWS]>,
+    pub(crate) keys: Box<[u32; STAGE_ROWS]>,
+    pub(crate) lines: Box<[u64; STAGE_ROWS]>,
+    /// One array per channel; only projected channels are written and appended.
+    pub(crate) cols: Vec<[f64; STAGE_ROWS]>,
+    projected: Vec<usize>,
 }
 
-impl<'a> Seps<'a> {
-    /// Separators among `set` in `d`, from `from` on.
-    pub(crate) fn new(d: &'a [u8], set: [u8; 3], from: usize) -> Self {
-        let mut s = Seps {
-            d,
-            set,
-            base: 0,
-            mask: 0,
-        };
-        s.reset(from);
-        s
+impl Stage {
+    pub(crate) fn new(spec: &RowSpec) -> Stage {
+        Stage {
+            n: 0,
+            ts: Box::new([0; STAGE_ROWS]),
+            keys: Box::new([0; STAGE_ROWS]),
+            lines: Box::new([0; STAGE_ROWS]),
+            cols: vec![[0.0; STAGE_ROWS]; spec.channels.len()],
+            projected: (0..spec.channels.len())
+                .filter(|&c| spec.channels[c].projected)
+                .collect(),
+        }
     }
 
-    /// Continues from `from` (after the slow path handled a line).
-    pub(crate) fn reset(&mut self, from: usize) {
-        self.base = from;
-        self.mask = if from < self.d.len() {
-            self.window(from)
-        } else {
-            0
-        };
-    }
-
-    /// The next separator's position, or `d.len()` when there is none.
+    /// The slot of the row being written (always in bounds).
     #[inline(always)]
-    pub(crate) fn next_sep(&mut self) -> usize {
-        while self.mask == 0 {
-            if self.base + 64 >= self.d.len() {
-                return self.d.len();
-            }
-            self.base += 64;
-            self.mask = self.window(self.base);
-        }
-        let i = self.base + self.mask.trailing_zeros() as usize;
-        self.mask &= self.mask - 1;
-        i
+    pub(crate) fn row(&self) -> usize {
+        self.n & (STAGE_ROWS - 1)
     }
 
+    /// Keeps the row written at [`Stage::row`]; appends the staged rows when full.
     #[inline(always)]
-    fn window(&self, at: usize) -> u64 {
-        match self.d.get(at..at + 64) {
-            Some(w) => {
-                let mut b = [0u8; 64];
-                b.copy_from_slice(w);
-                sep_mask64(&b, self.set)
-            }
-            None => {
-                // The tail: zero padding never matches a separator.
-                let mut b = [0u8; 64];
-                let n = self.d.len() - at;
-                b[..n].copy_from_slice(&self.d[at..]);
-                sep_mask64(&b, self.set)
-            }
+    pub(crate) fn commit(&mut self, chunk: &mut RowChunk) {
+        self.n += 1;
+        if self.n == STAGE_ROWS {
+            self.flush(chunk);
         }
     }
-}
 
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn sep_mask64(b: &[u8; 64], set: [u8; 3]) -> u64 {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    // SAFETY: SSE2 is part of the x86-64 baseline, so the intrinsics are
-    // available on every x86-64 CPU; each load reads bytes 16k..16k+16 of the
-    // 64-byte array (in bounds) and has no alignment requirement.
-    unsafe {
-        let x = _mm_set1_epi8(set[0] as i8);
-        let y = _mm_set1_epi8(set[1] as i8);
-        let z = _mm_set1_epi8(set[2] as i8);
-        let mut m = 0u64;
-        for k in 0..4 {
-            let v = _mm_loadu_si128(b.as_ptr().add(16 * k).cast::<__m128i>());
-            let e = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(v, x), _mm_cmpeq_epi8(v, y)),
-                _mm_cmpeq_epi8(v, z),
-            );
-            m |= u64::from(_mm_movemask_epi8(e) as u16) << (16 * k);
+    /// Appends the staged rows to `chunk`.
+    pub(crate) fn flush(&mut self, chunk: &mut RowChunk) {
+        let n = self.n;
+        if n == 0 {
+            return;
         }
-        m
+        chunk.ts.extend_from_slice(&self.ts[..n]);
+        chunk.keys.extend_from_slice(&self.keys[..n]);
+        chunk.lines.extend_from_slice(&self.lines[..n]);
+        for &c in &self.projected {
+            chunk.columns[c].extend_from_slice(&self.cols[c][..n]);
+        }
+        self.n = 0;
     }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-fn sep_mask64(b: &[u8; 64], set: [u8; 3]) -> u64 {
-    let mut m = 0u64;
-    for (i, &c) in b.iter().enumerate() {
-        m |= u64::from(c == set[0] || c == set[1] || c == set[2]) << i;
-    }
-    m
 }
 
 const NO_KEY: u32 = u32::MAX;
@@ -1173,6 +1142,7 @@ pub(crate) struct Mark {
 }
 
 impl<'a> BlockWriter<'a> {
+    #[cfg(test)]
     pub(crate) fn new(spec: &'a RowSpec, rows: usize) -> Self {
         Self::reusing(spec, None, rows)
     }
@@ -1544,35 +1514,6 @@ pub(crate) mod tests {
             }
         }
 
-        /// The separator index finds exactly the bytes a plain scan finds, across
-        /// window boundaries and after resets.
-        #[test]
-        fn seps_match_a_plain_scan(
-            d in proptest::collection::vec(prop_oneof![Just(b','), Just(b'\n'), Just(b'"'), Just(b'7')], 0..300),
-            reset in 0usize..300,
-        ) {
-            let set = [b',', b'\n', b'"'];
-            let want: Vec<usize> = (0..d.len()).filter(|&i| set.contains(&d[i])).collect();
-            let mut seps = Seps::new(&d, set, 0);
-            let mut got = Vec::new();
-            loop {
-                let i = seps.next_sep();
-                if i == d.len() { break; }
-                got.push(i);
-            }
-            prop_assert_eq!(&got, &want);
-            let from = reset.min(d.len());
-            seps.reset(from);
-            let mut got = Vec::new();
-            loop {
-                let i = seps.next_sep();
-                if i == d.len() { break; }
-                got.push(i);
-            }
-            let want: Vec<usize> = want.into_iter().filter(|&i| i >= from).collect();
-            prop_assert_eq!(got, want);
-        }
-
         /// Whole-field parsing agrees with fast_float2 and refuses what it refuses.
         #[test]
         fn decimal_field_matches_fast_float(field in "-?[0-9.]{0,10}", pad in "[,0-9.]{0,9}") {
@@ -1851,6 +1792,70 @@ pub(crate) mod tests {
                     best
                 );
             }
+        }
+    }
+
+    /// Parse CPU per row on the CLI benchmark files (`pitwall simulate --out
+    /// /tmp/bench.csv` and `.ndjson`) with the window job's projection (speed, rpm,
+    /// throttle, gear): `cargo test --release -p pitwall-engine --lib
+    /// source::file::tests::throughput_job -- --ignored --nocapture`
+    /// (`PITWALL_BENCH_DIR` changes the directory).
+    #[test]
+    #[ignore]
+    fn throughput_job() {
+        let dir = std::env::var("PITWALL_BENCH_DIR").unwrap_or_else(|_| "/tmp".into());
+        let s = Schema::f1_bench();
+        for ext in ["csv", "ndjson"] {
+            let path = Path::new(&dir).join(format!("bench.{ext}"));
+            if !path.exists() {
+                println!("{} missing: run `pitwall simulate --out` first", path.display());
+                continue;
+            }
+            let mut o = SourceOptions::all(&s);
+            o.projection = vec![true, true, true, false, true, false];
+            let src = FileSource::open(&path, s.clone(), o.clone(), None).unwrap();
+            let bytes = src.data.bytes();
+            let mut best = f64::MAX;
+            let mut rows = 0;
+            let mut recycled = None;
+            for _ in 0..5 {
+                let t = thread_cpu_s();
+                rows = 0;
+                let mut start = src.data_start;
+                while start < bytes.len() {
+                    let probe = (start + src.block_bytes - 1).min(bytes.len() - 1);
+                    let end = memchr(b'\n', &bytes[probe..]).map_or(bytes.len(), |i| probe + i + 1);
+                    let mut w = BlockWriter::reusing(src.parser.spec(), recycled.take(), src.chunk_rows + 1024);
+                    src.parser.parse_block(&bytes[start..end], &mut w);
+                    assert!(w.error.is_none());
+                    rows += w.chunk.len();
+                    recycled = Some(w.chunk);
+                    start = end;
+                }
+                best = best.min(thread_cpu_s() - t);
+            }
+            println!(
+                "{ext:<7} parse only (job projection), 1 core: {:>6.2} M rows/s ({:.1} ns/row)",
+                rows as f64 / best / 1e6,
+                best * 1e9 / rows as f64
+            );
+            let mut best = f64::MAX;
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                let mut src = FileSource::open(&path, s.clone(), o.clone(), None).unwrap();
+                let mut n = 0;
+                while let Some(c) = src.next_chunk().unwrap() {
+                    n += c.len();
+                    src.recycle(c);
+                }
+                assert_eq!(n, rows);
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            println!(
+                "{ext:<7} source drained, {} threads: {:>6.2} M rows/s",
+                FileSource::open(&path, s.clone(), o.clone(), None).unwrap().parse_threads(),
+                rows as f64 / best / 1e6
+            );
         }
     }
 

@@ -16,6 +16,8 @@ use crate::source::Source;
 /// Why a push was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PushError {
+    #[error("rejected: {0}")]
+    Invalid(#[from] crate::error::RecordError),
     #[error("the engine's input queue is full ({capacity} chunks); retry later")]
     Full { capacity: usize },
     #[error("the engine has stopped taking input")]
@@ -27,11 +29,14 @@ pub enum PushError {
 pub struct PushHandle {
     tx: Sender<RowChunk>,
     capacity: usize,
+    schema: std::sync::Arc<Schema>,
 }
 
 impl PushHandle {
     /// Hands a chunk to the engine, or refuses at once when the queue is full.
+    /// A chunk that does not follow the schema is refused with the reason.
     pub fn try_push(&self, chunk: RowChunk) -> Result<(), PushError> {
+        chunk.validate(&self.schema, &[])?;
         self.tx.try_send(chunk).map_err(|e| match e {
             TrySendError::Full(_) => PushError::Full {
                 capacity: self.capacity,
@@ -42,6 +47,7 @@ impl PushHandle {
 
     /// Hands a chunk to the engine, waiting while the queue is full.
     pub fn push(&self, chunk: RowChunk) -> Result<(), PushError> {
+        chunk.validate(&self.schema, &[])?;
         self.tx.send(chunk).map_err(|_| PushError::Closed)
     }
 
@@ -67,11 +73,15 @@ impl PushSource {
         (
             PushSource {
                 name: name.into(),
-                schema,
+                schema: schema.clone(),
                 rx,
                 position: 0,
             },
-            PushHandle { tx, capacity },
+            PushHandle {
+                tx,
+                capacity,
+                schema: std::sync::Arc::new(schema),
+            },
         )
     }
 }
@@ -110,6 +120,25 @@ impl Source for PushSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunk_that_breaks_the_schema_is_refused() {
+        let (_src, h) = PushSource::new("test", Schema::f1_bench(), 2);
+        let mut c = RowChunk::with_capacity(6, 1, &[true; 6]);
+        let k = c.intern_key("44");
+        c.ts.push(0);
+        c.keys.push(k);
+        c.lines.push(1);
+        for (i, col) in c.columns.iter_mut().enumerate() {
+            col.push(if i == 0 { 999.0 } else { 1.0 });
+        }
+        let err = h.try_push(c.clone()).unwrap_err().to_string();
+        assert!(err.contains("speed") && err.contains("maximum"), "{err}");
+        c.columns[0][0] = 200.0;
+        h.try_push(c.clone()).unwrap();
+        c.columns[2].clear();
+        assert!(matches!(h.try_push(c), Err(PushError::Invalid(_))));
+    }
 
     #[test]
     fn full_queue_refuses_instead_of_buffering() {
