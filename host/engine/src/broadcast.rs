@@ -72,12 +72,39 @@ pub struct BroadcastState {
     pub last_event_ts: Option<EventTime>,
     /// Events applied so far.
     pub applied: u64,
+    /// Events ignored because a newer event (by event time) had already set the
+    /// same field — a late `GREEN` from before a `RED` must not undo the `RED`.
+    pub superseded: u64,
+    /// Event time of the event that last set each field (`flag`, `pit:44`, …).
+    stamps: BTreeMap<String, EventTime>,
 }
 
 impl BroadcastState {
-    /// Applies one event to the state.
+    /// Applies one event to the state, unless the field it sets was already set by
+    /// an event with a later event time (then it is counted as superseded).
     pub fn apply(&mut self, e: &BroadcastEvent) {
         let car = e.car.clone().unwrap_or_default();
+        let field = match e.kind {
+            EventKind::Flag => "flag".to_string(),
+            EventKind::SafetyCar => "safety_car".to_string(),
+            EventKind::VirtualSafetyCar => "virtual_safety_car".to_string(),
+            EventKind::PitIn | EventKind::PitOut => format!("pit:{car}"),
+            EventKind::Retirement => format!("retired:{car}"),
+            EventKind::TyreChange => format!("tyre:{car}"),
+            EventKind::Other => format!(
+                "other:{}",
+                e.value.split_once('=').map_or(e.value.as_str(), |(k, _)| k)
+            ),
+        };
+        match self.stamps.get(&field) {
+            Some(&t) if t > e.ts => {
+                self.superseded += 1;
+                return;
+            }
+            _ => {
+                self.stamps.insert(field, e.ts);
+            }
+        }
         match e.kind {
             EventKind::Flag => self.flag = Some(e.value.clone()),
             EventKind::SafetyCar => self.safety_car = is_deployed(&e.value),
@@ -204,6 +231,20 @@ mod tests {
         let s = op.state_at(2999);
         assert!(s.safety_car);
         assert_eq!(op.late_events, 0);
+    }
+
+    #[test]
+    fn an_older_event_arriving_late_does_not_undo_a_newer_one() {
+        let mut op = BroadcastOperator::default();
+        op.push(ev(4000, EventKind::Flag, None, "RED"), None, false);
+        assert_eq!(op.state_at(4999).flag.as_deref(), Some("RED"));
+        op.push(ev(1000, EventKind::Flag, None, "GREEN"), Some(5000), true);
+        let s = op.state_at(5999);
+        assert_eq!(s.flag.as_deref(), Some("RED"));
+        assert_eq!(s.superseded, 1);
+        // Other fields are independent: an old pit event still lands.
+        op.push(ev(1000, EventKind::PitIn, Some("4"), ""), Some(6000), true);
+        assert!(op.state_at(6999).in_pit.contains("4"));
     }
 
     #[test]

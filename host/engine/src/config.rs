@@ -148,11 +148,12 @@ impl JobConfig {
                 if t <= 0 {
                     return Err(ConfigError::Invalid("state.ttl must be positive".into()));
                 }
-                if t < size + allowed_lateness {
+                if t < size.saturating_add(allowed_lateness) {
                     return Err(ConfigError::Invalid(format!(
                         "state.ttl must be at least window.size + window.allowed_lateness \
-                         ({} ticks) so a car's windows fire before its state expires",
-                        size + allowed_lateness
+                         ({} {}) so a car's windows fire before its state expires",
+                        size.saturating_add(allowed_lateness),
+                        unit.suffix()
                     )));
                 }
                 Some(t)

@@ -471,12 +471,14 @@ impl WindowEngine {
 }
 
 /// Orders keys as the schema says: numerically for int keys, as text otherwise.
+/// A total order even if an int schema meets a non-integer key (sources refuse
+/// those, but an embedder might not): integers first, then text.
 pub fn key_cmp(ty: KeyType, a: &str, b: &str) -> Ordering {
     match ty {
-        KeyType::Int => match (a.parse::<i64>(), b.parse::<i64>()) {
-            (Ok(x), Ok(y)) => x.cmp(&y),
-            _ => a.cmp(b),
-        },
+        KeyType::Int => {
+            let rank = |s: &str| s.parse::<i64>().map_or((1, 0), |v| (0, v));
+            rank(a).cmp(&rank(b)).then_with(|| a.cmp(b))
+        }
         KeyType::String => a.cmp(b),
     }
 }

@@ -411,6 +411,59 @@ mod tests {
         assert!(windows > 0);
     }
 
+    /// Panics on its third chunk.
+    struct Panicking(MemorySource, usize);
+
+    impl Source for Panicking {
+        fn name(&self) -> &str {
+            "panicking"
+        }
+        fn schema(&self) -> &Schema {
+            self.0.schema()
+        }
+        fn next_chunk(&mut self) -> Result<Option<RowChunk>, SourceError> {
+            self.1 += 1;
+            assert!(self.1 < 3, "decoder bug");
+            self.0.next_chunk()
+        }
+        fn seek(&mut self, position: u64) -> Result<(), SourceError> {
+            self.0.seek(position)
+        }
+    }
+
+    #[test]
+    fn a_panicking_source_fails_the_job_instead_of_ending_it() {
+        let plan = Arc::new(JobConfig::parse(CONFIG).unwrap().plan().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let source = Panicking(MemorySource::new(plan.schema.clone(), rows(1000), 100), 0);
+        let mut sink = crate::output::WindowJobSink::new(None);
+        let opts = JobOptions {
+            checkpoint_dir: Some(dir.path().to_path_buf()),
+            ..JobOptions::default()
+        };
+        let err = run_job(
+            plan.clone(),
+            Box::new(source),
+            &mut sink,
+            &opts,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("panicked") && err.contains("decoder bug"),
+            "{err}"
+        );
+        // No checkpoint claims the job finished.
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        assert!(
+            store
+                .latest(plan.fingerprint)
+                .unwrap()
+                .is_none_or(|cp| !cp.finished)
+        );
+    }
+
     #[test]
     fn broadcast_events_reach_windows_through_a_job() {
         let plan = Arc::new(JobConfig::parse(CONFIG).unwrap().plan().unwrap());

@@ -85,10 +85,17 @@ impl WindowTable {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::create(path).map_err(err)?;
+        // Written beside the target and renamed into place: a crash never leaves a
+        // half-written table where a complete one is expected.
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(".tmp");
+        let tmp = path.with_file_name(tmp_name);
+        let file = File::create(&tmp).map_err(err)?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         self.write_to(plan, &mut w, format).map_err(err)?;
-        w.flush().map_err(err)
+        let file = w.into_inner().map_err(|e| err(e.into_error()))?;
+        file.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
     }
 
     /// Writes the table in its current order.
@@ -141,7 +148,8 @@ impl WindowTable {
                         buf.push(b',');
                         buf.extend_from_slice(n.as_bytes());
                         buf.push(b':');
-                        if v.is_nan() {
+                        if !v.is_finite() {
+                            // JSON has no infinity; NaN (no value) and overflow are null.
                             buf.extend_from_slice(b"null");
                         } else {
                             push_value(&mut buf, *v, *t);
@@ -159,6 +167,11 @@ impl WindowTable {
 /// Writes a value: integers without a fraction, floats shortest round-trip, NaN as nothing.
 fn push_value(buf: &mut Vec<u8>, v: f64, t: OutputType) {
     if v.is_nan() {
+        return;
+    }
+    if v.is_infinite() {
+        // A sum that overflowed f64: say so rather than print a plausible number.
+        buf.extend_from_slice(if v > 0.0 { b"inf" } else { b"-inf" });
         return;
     }
     if t == OutputType::Int && v.fract() == 0.0 && v.abs() < 9.0e15 {
@@ -334,6 +347,12 @@ impl LateWriter {
         self.start()?;
         self.out.flush()
     }
+
+    /// Flushes and syncs to disk.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.flush()?;
+        self.out.get_ref().sync_data()
+    }
 }
 
 /// The sink of `pitwall window`: the window table plus an optional late-data file.
@@ -378,7 +397,8 @@ impl crate::job::JobSink for WindowJobSink {
     fn snapshot(&mut self) -> Result<Vec<u8>, EngineError> {
         let late_len = match &mut self.late {
             Some(l) => {
-                l.flush().map_err(|source| EngineError::Output {
+                // Durable before the checkpoint that records its length.
+                l.sync().map_err(|source| EngineError::Output {
                     path: l.path().to_path_buf(),
                     source,
                 })?;

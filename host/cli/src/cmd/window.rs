@@ -117,6 +117,13 @@ pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
     if let Some(seq) = summary.resumed_from {
         eprintln!("resumed from checkpoint {seq}");
     }
+    if summary.stopped_early && args.checkpoint_dir.is_none() {
+        bail!(
+            "stopped after {} rows, before the end of the input; no output was written \
+             (give --checkpoint-dir to be able to stop and resume)",
+            summary.rows_this_run
+        );
+    }
     if summary.stopped_early {
         eprintln!(
             "stopped after {} rows; state checkpointed in {} — run again to resume",

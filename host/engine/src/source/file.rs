@@ -1808,7 +1808,10 @@ pub(crate) mod tests {
         for ext in ["csv", "ndjson"] {
             let path = Path::new(&dir).join(format!("bench.{ext}"));
             if !path.exists() {
-                println!("{} missing: run `pitwall simulate --out` first", path.display());
+                println!(
+                    "{} missing: run `pitwall simulate --out` first",
+                    path.display()
+                );
                 continue;
             }
             let mut o = SourceOptions::all(&s);
@@ -1825,7 +1828,11 @@ pub(crate) mod tests {
                 while start < bytes.len() {
                     let probe = (start + src.block_bytes - 1).min(bytes.len() - 1);
                     let end = memchr(b'\n', &bytes[probe..]).map_or(bytes.len(), |i| probe + i + 1);
-                    let mut w = BlockWriter::reusing(src.parser.spec(), recycled.take(), src.chunk_rows + 1024);
+                    let mut w = BlockWriter::reusing(
+                        src.parser.spec(),
+                        recycled.take(),
+                        src.chunk_rows + 1024,
+                    );
                     src.parser.parse_block(&bytes[start..end], &mut w);
                     assert!(w.error.is_none());
                     rows += w.chunk.len();
@@ -1853,7 +1860,9 @@ pub(crate) mod tests {
             }
             println!(
                 "{ext:<7} source drained, {} threads: {:>6.2} M rows/s",
-                FileSource::open(&path, s.clone(), o.clone(), None).unwrap().parse_threads(),
+                FileSource::open(&path, s.clone(), o.clone(), None)
+                    .unwrap()
+                    .parse_threads(),
                 rows as f64 / best / 1e6
             );
         }
