@@ -23,6 +23,8 @@ enum Command {
     Window(cmd::window::WindowArgs),
     /// Write simulated car telemetry to a NDJSON or CSV file.
     Simulate(cmd::simulate::SimulateArgs),
+    /// The end-to-end window benchmark (simulate, then window CSV and NDJSON).
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +39,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(a) => cmd::run::run(a),
         Command::Window(a) => cmd::window::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

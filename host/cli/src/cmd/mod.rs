@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod run;
 pub mod simulate;
 pub mod window;
@@ -23,13 +24,20 @@ pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     pb
 }
 
-/// Installs a Ctrl-C handler that asks the job to stop at the next chunk boundary.
+/// The process's Ctrl-C flag: installs the handler once; a job stops at the next
+/// chunk boundary (with a checkpoint, when it has a directory) once it is set.
 pub fn stop_on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s = stop.clone();
-    if let Err(e) = ctrlc::set_handler(move || s.store(true, std::sync::atomic::Ordering::Relaxed))
-    {
-        tracing::warn!("cannot install the Ctrl-C handler: {e}");
-    }
-    stop
+    static STOP: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+        std::sync::OnceLock::new();
+    STOP.get_or_init(|| {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        if let Err(e) =
+            ctrlc::set_handler(move || s.store(true, std::sync::atomic::Ordering::Relaxed))
+        {
+            tracing::warn!("cannot install the Ctrl-C handler: {e}");
+        }
+        stop
+    })
+    .clone()
 }

@@ -47,7 +47,17 @@ pub struct WindowArgs {
     pub chunk_rows: usize,
 }
 
-pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
+/// What a `pitwall window` run did.
+pub struct Outcome {
+    pub summary: pitwall_engine::JobSummary,
+    /// Config, parse, window and write, in seconds.
+    pub elapsed_s: f64,
+    /// The late-data file, if one was written and holds rows.
+    pub late_path: Option<PathBuf>,
+}
+
+/// Runs the job and writes its outputs; prints nothing but the progress bar.
+pub fn execute(args: &WindowArgs) -> anyhow::Result<Outcome> {
     // End to end: config, parse, window, write (the figure the summary reports).
     let started = std::time::Instant::now();
     let config = JobConfig::load(&args.config)?;
@@ -113,16 +123,37 @@ pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
         late.flush().context("writing late rows")?;
     }
 
-    let s = &summary.stats;
-    if let Some(seq) = summary.resumed_from {
-        eprintln!("resumed from checkpoint {seq}");
-    }
     if summary.stopped_early && args.checkpoint_dir.is_none() {
         bail!(
             "stopped after {} rows, before the end of the input; no output was written \
              (give --checkpoint-dir to be able to stop and resume)",
             summary.rows_this_run
         );
+    }
+    if !summary.stopped_early {
+        sink.table.write(&plan, &args.out, out_format)?;
+    }
+    let late_path = sink
+        .late
+        .as_ref()
+        .filter(|_| summary.stats.late_rows > 0)
+        .map(|l| l.path().to_path_buf());
+    Ok(Outcome {
+        summary,
+        elapsed_s: started.elapsed().as_secs_f64(),
+        late_path,
+    })
+}
+
+pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
+    let Outcome {
+        summary,
+        elapsed_s,
+        late_path,
+    } = execute(args)?;
+    let s = &summary.stats;
+    if let Some(seq) = summary.resumed_from {
+        eprintln!("resumed from checkpoint {seq}");
     }
     if summary.stopped_early {
         eprintln!(
@@ -135,12 +166,9 @@ pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    sink.table.write(&plan, &args.out, out_format)?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let late_where = match &sink.late {
-        Some(l) if s.late_rows > 0 => format!(" (in {})", l.path().display()),
-        _ => String::new(),
-    };
+    let late_where = late_path
+        .map(|p| format!(" (in {})", p.display()))
+        .unwrap_or_default();
     eprintln!(
         "rows {}  late {}{}  skipped {}  windows {}  cars {}  in {:.3} s end to end = {:.2} M rows/s",
         s.rows_in,
@@ -149,8 +177,8 @@ pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
         s.skipped_rows,
         s.windows_fired,
         s.late_rows_per_key.len(),
-        elapsed,
-        summary.rows_this_run as f64 / elapsed.max(1e-9) / 1e6,
+        elapsed_s,
+        summary.rows_this_run as f64 / elapsed_s.max(1e-9) / 1e6,
     );
     Ok(())
 }

@@ -924,7 +924,7 @@ mod tests {
     }
 
     /// Every line through the slow path only: the reference for the fast path.
-    fn slow_only(p: &CsvParser, d: &[u8]) -> (Vec<i64>, Vec<String>, Vec<Vec<u64>>, Vec<u64>, u64) {
+    fn slow_only(p: &CsvParser, d: &[u8]) -> Parts {
         let mut w = BlockWriter::new(&p.spec, 16);
         let mut skipped = 0;
         for (i, line) in d.split_inclusive(|&b| b == b'\n').enumerate() {
@@ -942,10 +942,10 @@ mod tests {
         chunk_parts(&w.chunk, skipped)
     }
 
-    fn chunk_parts(
-        c: &crate::batch::RowChunk,
-        skipped: u64,
-    ) -> (Vec<i64>, Vec<String>, Vec<Vec<u64>>, Vec<u64>, u64) {
+    /// A chunk's times, key names, column bits, lines and skipped count.
+    type Parts = (Vec<i64>, Vec<String>, Vec<Vec<u64>>, Vec<u64>, u64);
+
+    fn chunk_parts(c: &crate::batch::RowChunk, skipped: u64) -> Parts {
         (
             c.ts.clone(),
             c.keys
