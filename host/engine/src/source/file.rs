@@ -931,7 +931,8 @@ pub(crate) fn decimal_field(d: &[u8], s0: usize, e: usize) -> Option<f64> {
     let s = s0 + usize::from(neg);
     let len = e.checked_sub(s)?;
     if len == 0 || len > 8 {
-        return match fast_decimal(d, s0) {
+        // Cut at `e` so that digits after the field do not run into it.
+        return match fast_decimal(&d[..e], s0) {
             Some((v, q)) if q == e => Some(v),
             _ => None,
         };
