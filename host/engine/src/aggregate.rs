@@ -15,6 +15,74 @@ use crate::error::ConfigError;
 use crate::schema::{ChannelType, Schema};
 use crate::time::EventTime;
 
+/// Read access to rows for aggregates: a dense batch, or a chunk seen through
+/// the indexes of one car's rows (no copy).
+pub trait Rows {
+    /// Event times of rows `range`.
+    fn times(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = EventTime> + '_;
+    /// Values of channel `ch` for rows `range`.
+    fn values(&self, ch: usize, range: std::ops::Range<usize>) -> impl Iterator<Item = f64> + '_;
+    /// One value.
+    fn value(&self, ch: usize, i: usize) -> f64;
+    /// Number of rows.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Event time of one row.
+    fn ts(&self, i: usize) -> EventTime;
+}
+
+/// Rows held column by column.
+pub struct DenseRows<'a> {
+    pub ts: &'a [EventTime],
+    pub columns: &'a [Vec<f64>],
+}
+
+impl Rows for DenseRows<'_> {
+    fn times(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = EventTime> + '_ {
+        self.ts[range].iter().copied()
+    }
+    fn values(&self, ch: usize, range: std::ops::Range<usize>) -> impl Iterator<Item = f64> + '_ {
+        self.columns[ch][range].iter().copied()
+    }
+    fn value(&self, ch: usize, i: usize) -> f64 {
+        self.columns[ch][i]
+    }
+    fn len(&self) -> usize {
+        self.ts.len()
+    }
+    fn ts(&self, i: usize) -> EventTime {
+        self.ts[i]
+    }
+}
+
+/// Some rows of a chunk, by index (one car's rows, in input order).
+pub struct IndexedRows<'a> {
+    pub ts: &'a [EventTime],
+    pub columns: &'a [Vec<f64>],
+    pub idx: &'a [u32],
+}
+
+impl Rows for IndexedRows<'_> {
+    fn times(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = EventTime> + '_ {
+        self.idx[range].iter().map(|&i| self.ts[i as usize])
+    }
+    fn values(&self, ch: usize, range: std::ops::Range<usize>) -> impl Iterator<Item = f64> + '_ {
+        let col = &self.columns[ch];
+        self.idx[range].iter().map(move |&i| col[i as usize])
+    }
+    fn value(&self, ch: usize, i: usize) -> f64 {
+        self.columns[ch][self.idx[i] as usize]
+    }
+    fn len(&self) -> usize {
+        self.idx.len()
+    }
+    fn ts(&self, i: usize) -> EventTime {
+        self.ts[self.idx[i] as usize]
+    }
+}
+
 /// The kinds of aggregate a job can declare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -351,51 +419,62 @@ impl AggregatePlan {
         columns: &[Vec<f64>],
         range: std::ops::Range<usize>,
     ) {
+        self.update_rows(acc, &DenseRows { ts, columns }, range)
+    }
+
+    /// Folds rows `range` of any [`Rows`] view (all in the same window) into `acc`.
+    #[inline]
+    pub fn update_rows<R: Rows>(
+        &self,
+        acc: &mut Accumulator,
+        rows: &R,
+        range: std::ops::Range<usize>,
+    ) {
         acc.rows += range.len() as u64;
-        let ts = &ts[range.clone()];
         for op in &self.ops {
             match op {
                 Op::CountRows => {}
                 Op::CountValues { ch, slot } => {
-                    let col = &columns[*ch][range.clone()];
-                    acc.f[*slot] += col.iter().filter(|v| !v.is_nan()).count() as f64;
+                    acc.f[*slot] += rows
+                        .values(*ch, range.clone())
+                        .filter(|v| !v.is_nan())
+                        .count() as f64;
                 }
                 Op::SumCount { ch, slot, .. } => {
-                    let col = &columns[*ch][range.clone()];
                     let (mut s, mut n) = (acc.f[*slot], acc.f[*slot + 1]);
                     if self.maybe_missing[*ch] {
-                        for &v in col {
+                        for v in rows.values(*ch, range.clone()) {
                             if !v.is_nan() {
                                 s += v;
                                 n += 1.0;
                             }
                         }
                     } else {
-                        for &v in col {
+                        for v in rows.values(*ch, range.clone()) {
                             s += v;
                         }
-                        n += col.len() as f64;
+                        n += range.len() as f64;
                     }
                     acc.f[*slot] = s;
                     acc.f[*slot + 1] = n;
                 }
                 Op::Min { ch, slot } => {
                     // NaN compares false, so missing values never win.
-                    let col = &columns[*ch][range.clone()];
-                    acc.f[*slot] = col
-                        .iter()
-                        .fold(acc.f[*slot], |m, &v| if v < m { v } else { m });
+                    acc.f[*slot] = rows
+                        .values(*ch, range.clone())
+                        .fold(acc.f[*slot], |m, v| if v < m { v } else { m });
                 }
                 Op::Max { ch, slot } => {
-                    let col = &columns[*ch][range.clone()];
-                    acc.f[*slot] = col
-                        .iter()
-                        .fold(acc.f[*slot], |m, &v| if v > m { v } else { m });
+                    acc.f[*slot] = rows
+                        .values(*ch, range.clone())
+                        .fold(acc.f[*slot], |m, v| if v > m { v } else { m });
                 }
                 Op::First { ch, slot, tslot } => {
-                    let col = &columns[*ch][range.clone()];
                     let (mut bv, mut bt) = (acc.f[*slot], acc.t[*tslot]);
-                    for (&t, &v) in ts.iter().zip(col) {
+                    for (t, v) in rows
+                        .times(range.clone())
+                        .zip(rows.values(*ch, range.clone()))
+                    {
                         if v.is_nan() {
                             continue;
                         }
@@ -408,9 +487,11 @@ impl AggregatePlan {
                     acc.t[*tslot] = bt;
                 }
                 Op::Last { ch, slot, tslot } => {
-                    let col = &columns[*ch][range.clone()];
                     let (mut bv, mut bt) = (acc.f[*slot], acc.t[*tslot]);
-                    for (&t, &v) in ts.iter().zip(col) {
+                    for (t, v) in rows
+                        .times(range.clone())
+                        .zip(rows.values(*ch, range.clone()))
+                    {
                         if v.is_nan() {
                             continue;
                         }
@@ -425,8 +506,10 @@ impl AggregatePlan {
                 Op::SumProduct { chs, factor, slot } => {
                     let (mut s, mut n) = (acc.f[*slot], acc.f[*slot + 1]);
                     if let [a, b] = chs.as_slice() {
-                        let (a, b) = (&columns[*a][range.clone()], &columns[*b][range.clone()]);
-                        for (&x, &y) in a.iter().zip(b) {
+                        let pairs = rows
+                            .values(*a, range.clone())
+                            .zip(rows.values(*b, range.clone()));
+                        for (x, y) in pairs {
                             let p = x * y;
                             if !p.is_nan() {
                                 s += factor * p;
@@ -437,7 +520,7 @@ impl AggregatePlan {
                         for i in range.clone() {
                             let mut p = *factor;
                             for &c in chs {
-                                p *= columns[c][i];
+                                p *= rows.value(c, i);
                             }
                             if !p.is_nan() {
                                 s += p;

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::Accumulator;
+use crate::aggregate::{Accumulator, IndexedRows};
 use crate::batch::{KeyDictionary, KeyId, RowChunk, SampleBatch};
 use crate::broadcast::{BroadcastOperator, BroadcastState};
 use crate::config::JobPlan;
@@ -255,20 +255,27 @@ impl WindowEngine {
 
         let plan = self.plan.clone();
         let (size, bound) = (plan.size, plan.bound);
-        let ttl = plan.ttl;
-        let mut max_ts = self.state.max_ts;
+        // `EventTime::MIN` stands for "no row yet": event times are at least
+        // MIN_EVENT_TIME (checked above), so that watermark makes nothing late
+        // and expires nothing.
+        let ttl = plan.ttl.unwrap_or(EventTime::MAX);
+        let mut max_ts = self.state.max_ts.unwrap_or(EventTime::MIN);
         let mut events = chunk.events.iter().peekable();
+        let mut next_event_at = events.peek().map_or(usize::MAX, |(at, _)| *at);
         let mut late_in_chunk = 0u64;
         // The window of the previous row: rows arrive nearly in time order, so
         // most rows fall in it and skip the division.
         let (mut cur_ws, mut cur_end, mut cur_fire) = (0, EventTime::MIN, 0);
 
         for i in 0..chunk.len() {
-            while let Some((at, _)) = events.peek()
-                && *at <= i
-            {
-                let (_, e) = events.next().expect("peeked");
-                self.push_event(e.clone(), max_ts);
+            if next_event_at <= i {
+                while let Some((at, _)) = events.peek()
+                    && *at <= i
+                {
+                    let (_, e) = events.next().expect("peeked");
+                    self.push_event(e.clone(), max_ts);
+                }
+                next_event_at = events.peek().map_or(usize::MAX, |(at, _)| *at);
             }
             let ts = chunk.ts[i];
             let key = self.local[chunk.keys[i] as usize];
@@ -277,11 +284,8 @@ impl WindowEngine {
                 cur_end = cur_ws.saturating_add(size);
                 cur_fire = plan.fire_at(cur_ws);
             }
-            let ws = cur_ws;
-            let wm = max_ts.map(|m| m.saturating_sub(bound));
-            if let Some(wm) = wm
-                && wm >= cur_fire
-            {
+            let wm = max_ts.saturating_sub(bound);
+            if wm >= cur_fire {
                 late_in_chunk += 1;
                 self.state.stats.late_rows_per_key[key as usize] += 1;
                 self.late_keys.push(key);
@@ -289,7 +293,7 @@ impl WindowEngine {
                     chunk,
                     row: i,
                     car: self.state.keys.name(key),
-                    window_start: ws,
+                    window_start: cur_ws,
                     watermark: wm,
                 });
             } else {
@@ -303,9 +307,7 @@ impl WindowEngine {
                         });
                     }
                     Some(c) => {
-                        if let (Some(ttl), Some(wm)) = (ttl, wm)
-                            && c.last_seen.saturating_add(ttl) <= wm
-                        {
+                        if c.last_seen.saturating_add(ttl) <= wm {
                             // The car was silent past its TTL before this row: its
                             // keyed state expired then. Rows before this one still
                             // belong to the old state.
@@ -325,12 +327,14 @@ impl WindowEngine {
                 }
                 rows.push(i as u32);
             }
-            max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
+            max_ts = max_ts.max(ts);
         }
         for (_, e) in events {
             self.push_event(e.clone(), max_ts);
         }
-        self.state.max_ts = max_ts;
+        if !chunk.is_empty() {
+            self.state.max_ts = Some(max_ts);
+        }
 
         let touched = std::mem::take(&mut self.touched);
         for &key in &touched {
@@ -369,11 +373,11 @@ impl WindowEngine {
         self.fire(EventTime::MAX, out);
     }
 
-    fn push_event(&mut self, e: crate::broadcast::BroadcastEvent, max_ts: Option<EventTime>) {
+    fn push_event(&mut self, e: crate::broadcast::BroadcastEvent, max_ts: EventTime) {
         let plan = &self.plan;
         self.state.stats.broadcast_events += 1;
         // Windows ending before `not_before` had fired when the event arrived.
-        let wm = max_ts.map(|m| m.saturating_sub(plan.bound));
+        let wm = (max_ts != EventTime::MIN).then(|| max_ts.saturating_sub(plan.bound));
         let not_before = wm.map(|wm| wm.saturating_sub(plan.allowed_lateness).saturating_add(1));
         let late = wm.is_some_and(|wm| wm >= plan.fire_at(window_start(e.ts, plan.size)));
         self.state.broadcast.push(e, not_before, late);
@@ -385,6 +389,23 @@ impl WindowEngine {
         if rows.is_empty() {
             return;
         }
+        let car = self.state.cars[key as usize]
+            .as_mut()
+            .expect("rows are only queued for live cars");
+        if self.sampling.is_empty() {
+            // Nothing to thin: aggregate straight from the chunk through the row
+            // indexes, without copying the car's rows out.
+            let view = IndexedRows {
+                ts: &chunk.ts,
+                columns: &chunk.columns,
+                idx: rows,
+            };
+            car.windows
+                .process_rows(&view, self.plan.size, &self.plan.aggregates);
+            rows.clear();
+            return;
+        }
+        // Sampling rewrites values: copy the car's rows into a batch first.
         let b = &mut self.batch;
         b.key = key;
         b.ts.clear();
@@ -396,16 +417,11 @@ impl WindowEngine {
             dst.extend(rows.iter().map(|&i| src[i as usize]));
         }
         rows.clear();
-        let car = self.state.cars[key as usize]
-            .as_mut()
-            .expect("rows are only queued for live cars");
-        if !self.sampling.is_empty() {
-            self.sampling.apply(
-                &mut car.sampler,
-                b,
-                &mut self.state.stats.thinned_per_channel,
-            );
-        }
+        self.sampling.apply(
+            &mut car.sampler,
+            b,
+            &mut self.state.stats.thinned_per_channel,
+        );
         car.windows
             .process_batch(b, self.plan.size, &self.plan.aggregates);
     }

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{Accumulator, AggregatePlan};
+use crate::aggregate::{Accumulator, AggregatePlan, DenseRows, Rows};
 use crate::batch::SampleBatch;
 use crate::time::{EventTime, window_start};
 
@@ -31,18 +31,33 @@ impl TumblingWindows {
     /// Folds a batch into its windows: runs of rows in the same window are
     /// aggregated column by column.
     pub fn process_batch(&mut self, batch: &SampleBatch, size: EventTime, plan: &AggregatePlan) {
-        let ts = &batch.ts;
-        let n = ts.len();
+        self.process_rows(
+            &DenseRows {
+                ts: &batch.ts,
+                columns: &batch.columns,
+            },
+            size,
+            plan,
+        )
+    }
+
+    /// Like [`TumblingWindows::process_batch`], for any [`Rows`] view.
+    pub fn process_rows<R: Rows>(&mut self, rows: &R, size: EventTime, plan: &AggregatePlan) {
+        let n = rows.len();
         let mut i = 0;
         while i < n {
-            let ws = window_start(ts[i], size);
+            let ws = window_start(rows.ts(i), size);
             let we = ws.saturating_add(size);
             let mut j = i + 1;
-            while j < n && ts[j] >= ws && ts[j] < we {
+            while j < n {
+                let t = rows.ts(j);
+                if t < ws || t >= we {
+                    break;
+                }
                 j += 1;
             }
             let w = self.window_mut(ws, plan);
-            plan.update(&mut w.acc, ts, &batch.columns, i..j);
+            plan.update_rows(&mut w.acc, rows, i..j);
             i = j;
         }
     }
