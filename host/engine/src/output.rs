@@ -189,6 +189,17 @@ fn push_key_json(buf: &mut Vec<u8>, car: &str, plan: &JobPlan) {
     }
 }
 
+/// Writes `s` as a JSON string.
+fn push_json_str(buf: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+    } else {
+        buf.extend_from_slice(serde_json::to_string(s).unwrap_or_default().as_bytes());
+    }
+}
+
 /// Quotes a CSV field when it needs it.
 fn csv_text(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains([',', '"', '\n', '\r']) {
@@ -206,9 +217,14 @@ pub struct LateWriter {
     /// Nothing decided yet: the file is truncated on first write or flush unless
     /// a checkpoint restore (`reopen_at`) says how much of it to keep.
     fresh: bool,
-    time_col: String,
-    suffix: &'static str,
-    channels: Vec<(usize, String, bool)>,
+    /// The line being written (reused).
+    line: Vec<u8>,
+    /// Pre-encoded JSON keys: `"ts_ms":`, `,"window_start_ms":`, `,"watermark_ms":`.
+    time_key: String,
+    window_key: String,
+    watermark_key: String,
+    /// Channels written: index, pre-encoded `,"name":`, number format.
+    channels: Vec<(usize, String, OutputType)>,
 }
 
 impl LateWriter {
@@ -237,20 +253,31 @@ impl LateWriter {
             f.seek(SeekFrom::Start(len)).map_err(err)?;
         }
         let used = plan.aggregates.used_channels();
+        let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let suffix = plan.schema.time.unit.suffix();
         Ok(LateWriter {
             path: path.to_path_buf(),
             out: BufWriter::new(f),
             fresh,
             written: len,
-            time_col: plan.schema.time.name.clone(),
-            suffix: plan.schema.time.unit.suffix(),
+            line: Vec::with_capacity(256),
+            time_key: format!("{}:", json(&plan.schema.time.name)),
+            window_key: format!(",\"window_start_{suffix}\":"),
+            watermark_key: format!(",\"watermark_{suffix}\":"),
             channels: plan
                 .schema
                 .channels
                 .iter()
                 .enumerate()
                 .filter(|(c, _)| used[*c])
-                .map(|(c, s)| (c, s.name.clone(), s.ty != crate::schema::ChannelType::Float))
+                .map(|(c, s)| {
+                    let ty = if s.ty == crate::schema::ChannelType::Float {
+                        OutputType::Float
+                    } else {
+                        OutputType::Int
+                    };
+                    (c, format!(",{}:", json(&s.name)), ty)
+                })
                 .collect(),
         })
     }
@@ -303,43 +330,34 @@ impl LateWriter {
 
     /// Writes one late row: `{"line":..,"car":..,"ts_ms":..,"window_start_ms":..,"watermark_ms":..,<channels the job reads>}`.
     pub fn write(&mut self, r: &LateRow<'_>) -> std::io::Result<()> {
-        let mut line = String::with_capacity(160);
-        use std::fmt::Write as _;
         let c = r.chunk;
-        let _ = write!(
-            line,
-            "{{\"line\":{},\"car\":{},{}:{},\"window_start_{s}\":{},\"watermark_{s}\":{}",
-            c.lines[r.row],
-            serde_json::to_string(&**r.car).unwrap_or_default(),
-            serde_json::to_string(&self.time_col).unwrap_or_default(),
-            c.ts[r.row],
-            r.window_start,
-            r.watermark,
-            s = self.suffix,
-        );
-        for (ch, name, integral) in &self.channels {
-            if let Some(v) = c.columns[*ch].get(r.row)
+        let buf = &mut self.line;
+        buf.clear();
+        let mut int = itoa::Buffer::new();
+        buf.extend_from_slice(b"{\"line\":");
+        buf.extend_from_slice(int.format(c.lines[r.row]).as_bytes());
+        buf.extend_from_slice(b",\"car\":");
+        push_json_str(buf, r.car);
+        buf.push(b',');
+        buf.extend_from_slice(self.time_key.as_bytes());
+        buf.extend_from_slice(int.format(c.ts[r.row]).as_bytes());
+        buf.extend_from_slice(self.window_key.as_bytes());
+        buf.extend_from_slice(int.format(r.window_start).as_bytes());
+        buf.extend_from_slice(self.watermark_key.as_bytes());
+        buf.extend_from_slice(int.format(r.watermark).as_bytes());
+        for (ch, key, ty) in &self.channels {
+            if let Some(&v) = c.columns[*ch].get(r.row)
                 && !v.is_nan()
             {
-                let _ = write!(
-                    line,
-                    ",{}:",
-                    serde_json::to_string(name).unwrap_or_default()
-                );
-                let mut buf = Vec::new();
-                let ty = if *integral {
-                    OutputType::Int
-                } else {
-                    OutputType::Float
-                };
-                push_value(&mut buf, *v, ty);
-                line.push_str(std::str::from_utf8(&buf).unwrap_or_default());
+                buf.extend_from_slice(key.as_bytes());
+                push_value(buf, v, *ty);
             }
         }
-        line.push_str("}\n");
+        buf.extend_from_slice(b"}\n");
+        let len = buf.len() as u64;
         self.start()?;
-        self.out.write_all(line.as_bytes())?;
-        self.written += line.len() as u64;
+        self.out.write_all(&self.line)?;
+        self.written += len;
         Ok(())
     }
 
