@@ -1,7 +1,7 @@
 //! Adaptive sampling: per-channel downsampling before windowing.
 //!
 //! In: a car's [`SampleBatch`] in input order. Out: the same batch with values that
-//! the channel's [`SamplingPolicy`] drops replaced by `NaN` (missing); rows are kept,
+//! the channel's [`SamplingPolicy`](crate::schema::SamplingPolicy) drops replaced by `NaN` (missing); rows are kept,
 //! so `count` and other channels are unaffected. State: per car and sampled
 //! channel, the event time and value of the last kept sample.
 //!

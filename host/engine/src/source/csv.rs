@@ -1,7 +1,7 @@
 //! CSV telemetry: the header row resolved against the schema, and a block parser.
 //!
 //! **In:** the header line (once per file) and blocks of whole lines (from
-//! [`super::file`]). **Out:** rows pushed into a [`BlockWriter`]: time, key and
+//! [`super::file`]). **Out:** rows pushed into a `BlockWriter`: time, key and
 //! every projected channel, in file order, with malformed lines rejected with a
 //! reason naming the column, the value and what was expected.
 //!

@@ -25,8 +25,8 @@
 //! threads parse.
 //!
 //! The format-specific parsing lives in [`super::csv`] and [`super::ndjson`]; what
-//! both share — the resolved schema ([`RowSpec`]), the per-block output
-//! ([`BlockWriter`], with key interning) and the number parsers — is here.
+//! both share — the resolved schema (`RowSpec`), the per-block output
+//! (`BlockWriter`, with key interning) and the number parsers — is here.
 //!
 //! The file must not be truncated while it is being read (it is memory-mapped).
 

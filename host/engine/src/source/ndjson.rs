@@ -1,7 +1,7 @@
 //! NDJSON telemetry: one flat JSON object per line, keys named as the schema's columns.
 //!
 //! **In:** blocks of whole lines (from [`super::file`]). **Out:** rows pushed into a
-//! [`BlockWriter`] in file order; malformed lines rejected with a reason naming the
+//! `BlockWriter` in file order; malformed lines rejected with a reason naming the
 //! column, the value and what was expected.
 //!
 //! Values: the time column must be a JSON integer; the key a JSON string or
