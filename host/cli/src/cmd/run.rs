@@ -1,14 +1,17 @@
 //! `pitwall run`: the main job. For now a simulated race (20 cars, the window
-//! benchmark's channels) replayed through the engine, printing a summary of each
-//! second of racing as its windows close. Issue 3 replaces the simulator with a
-//! real recorded race, and issue 6 serves the feeds on localhost.
+//! benchmark's channels, race control: flags, safety cars, pit stops) replayed
+//! through the engine, printing a summary of each second of racing as its windows
+//! close, with the race state the windows saw, and a line whenever race control
+//! changes that state. Issue 3 replaces the simulator with a real recorded race,
+//! and issue 6 serves the feeds on localhost.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use pitwall_engine::broadcast::BroadcastState;
 use pitwall_engine::job::{JobOptions, JobSink, run_job};
-use pitwall_engine::source::sim::{SimConfig, Simulator};
+use pitwall_engine::source::sim::{RaceConfig, SimConfig, Simulator};
 use pitwall_engine::source::{OnError, SourceOptions};
 use pitwall_engine::time::ConfigDuration;
 use pitwall_engine::{Collector, EventTime, JobConfig, JobPlan, LateRow, WindowResult};
@@ -36,6 +39,16 @@ pub struct RunArgs {
     /// Print one summary line every this many seconds of event time.
     #[arg(long, default_value_t = 5)]
     pub every: u64,
+    /// Safety cars and VSCs per hour of racing (0: none).
+    #[arg(long, default_value_t = RaceConfig::default().safety_car_per_hour)]
+    pub safety_cars: f64,
+    /// Pit stops per car.
+    #[arg(long, default_value_t = RaceConfig::default().pit_stops)]
+    pub pit_stops: u32,
+    /// Retirements per hour of racing (0: none); a retired car sends no more rows
+    /// and its keyed state expires after the job's TTL.
+    #[arg(long, default_value_t = RaceConfig::default().retirements_per_hour)]
+    pub retirements: f64,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
@@ -69,8 +82,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             sim_names.join(", ")
         );
     }
-    let source = Simulator::new(
+    let race = RaceConfig {
+        safety_car_per_hour: args.safety_cars,
+        pit_stops: args.pit_stops,
+        retirements_per_hour: args.retirements,
+        ..RaceConfig::default()
+    };
+    let source = Simulator::with_race(
         sim,
+        race,
         SourceOptions {
             projection: plan.aggregates.used_channels().to_vec(),
             on_error: OnError::Fail,
@@ -105,12 +125,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints, per second of racing, who was fastest and the field's averages.
+/// Prints, per second of racing, who was fastest and the field's averages, and
+/// race control's changes as the windows see them.
 struct Summaries {
     plan: Arc<JobPlan>,
     every: EventTime,
     current: Option<EventTime>,
     windows: Vec<WindowResult>,
+    /// The race state of the previous window start.
+    race: Arc<BroadcastState>,
     late: u64,
     max_speed: Option<usize>,
     mean_speed: Option<usize>,
@@ -124,6 +147,7 @@ impl Summaries {
             every: every_s as EventTime * plan.schema.time.unit.ticks_per_second(),
             current: None,
             windows: Vec::new(),
+            race: Arc::default(),
             late: 0,
             max_speed: col("max_speed"),
             mean_speed: col("mean_speed"),
@@ -132,16 +156,44 @@ impl Summaries {
         }
     }
 
+    /// `[  m:ss.s]` of an event time (tenths truncated, so 59.99 s is `0:59.9`).
+    fn clock(&self, ts: EventTime) -> String {
+        let ms = ts as i128 * 1000 / self.plan.schema.time.unit.ticks_per_second() as i128;
+        let sign = if ms < 0 { "-" } else { "" };
+        let ms = ms.unsigned_abs();
+        format!(
+            "[{:>4}:{:02}.{}]",
+            format!("{sign}{}", ms / 60_000),
+            ms % 60_000 / 1000,
+            ms % 1000 / 100
+        )
+    }
+
+    /// Prints what race control changed between the previous window start's state
+    /// and `now`'s: one line per change.
+    fn print_race_changes(&mut self, now: &Arc<BroadcastState>, start: EventTime) {
+        if Arc::ptr_eq(now, &self.race) || **now == *self.race {
+            return;
+        }
+        let prev = std::mem::replace(&mut self.race, now.clone());
+        // A lone new event's own time; several: the window's start (the state only
+        // keeps the latest event's time).
+        let at = match now.last_event_ts {
+            Some(t) if now.applied == prev.applied + 1 && prev.last_event_ts < Some(t) => t,
+            _ => start,
+        };
+        for msg in race_changes(&prev, now) {
+            println!("{} {msg}", self.clock(at));
+        }
+    }
+
     fn print_pending(&mut self) {
         let Some(start) = self.current else { return };
         let ws = std::mem::take(&mut self.windows);
-        let secs = start as f64 / self.plan.schema.time.unit.ticks_per_second() as f64;
-        let mut line = format!(
-            "[{:>4}:{:04.1}] {:>2} cars",
-            (secs / 60.0) as u64,
-            secs % 60.0,
-            ws.len()
-        );
+        let mut line = format!("{} {:>2} cars", self.clock(start), ws.len());
+        if let Some(w) = ws.first() {
+            line += &format!(" | {:<10}", race_state(&w.broadcast));
+        }
         let best = |col: usize| {
             ws.iter()
                 .filter(|w| !w.values[col].is_nan())
@@ -170,11 +222,13 @@ impl Summaries {
         {
             line += &format!(" | hardest on the throttle #{}", w.car);
         }
-        let flags = &ws.first().map(|w| w.broadcast.clone());
-        if let Some(b) = flags
-            && b.safety_car
-        {
-            line += " | SAFETY CAR";
+        if let Some(b) = ws.first().map(|w| &w.broadcast) {
+            if !b.in_pit.is_empty() {
+                line += &format!(" | pit lane {}", cars(&b.in_pit));
+            }
+            if !b.retired.is_empty() {
+                line += &format!(" | out {}", cars(&b.retired));
+            }
         }
         line += &format!(" | late rows {}", self.late);
         println!("{line}");
@@ -193,6 +247,8 @@ impl Collector for Summaries {
             }
             self.windows.clear();
             self.current = Some(w.start);
+            let now = w.broadcast.clone();
+            self.print_race_changes(&now, w.start);
         }
         self.windows.push(w);
     }
@@ -203,3 +259,110 @@ impl Collector for Summaries {
 }
 
 impl JobSink for Summaries {}
+
+/// The flag and the neutralisation: `GREEN`, `YELLOW SC`, `YELLOW VSC`, `CHEQUERED`.
+fn race_state(b: &BroadcastState) -> String {
+    let mut s = b.flag.clone().unwrap_or_else(|| "-".into());
+    if b.safety_car {
+        s += " SC";
+    } else if b.virtual_safety_car {
+        s += " VSC";
+    }
+    s
+}
+
+/// `#44 #1`, in car-number order.
+fn cars(set: &std::collections::BTreeSet<String>) -> String {
+    let mut v: Vec<&String> = set.iter().collect();
+    v.sort_by_key(|c| (c.parse::<u64>().unwrap_or(u64::MAX), c.as_str()));
+    let v: Vec<String> = v.iter().map(|c| format!("#{c}")).collect();
+    v.join(" ")
+}
+
+/// What race control changed from `prev` to `now`, as terminal lines.
+fn race_changes(prev: &BroadcastState, now: &BroadcastState) -> Vec<String> {
+    let mut out = Vec::new();
+    let deployed = |on: bool| if on { "deployed" } else { "ending" };
+    if now.safety_car != prev.safety_car {
+        out.push(format!("SAFETY CAR {}", deployed(now.safety_car)));
+    }
+    if now.virtual_safety_car != prev.virtual_safety_car {
+        out.push(format!(
+            "VIRTUAL SAFETY CAR {}",
+            deployed(now.virtual_safety_car)
+        ));
+    }
+    if now.flag != prev.flag
+        && let Some(f) = &now.flag
+    {
+        out.push(format!("{f} FLAG"));
+    }
+    for (car, compound) in &now.tyres {
+        if prev.tyres.get(car) != Some(compound) {
+            out.push(format!("#{car} pits: {compound} tyres"));
+        }
+    }
+    for car in now.retired.difference(&prev.retired) {
+        out.push(format!("#{car} RETIRES"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pitwall_engine::broadcast::{BroadcastEvent, EventKind};
+
+    fn apply(s: &BroadcastState, events: &[(EventKind, Option<&str>, &str)]) -> BroadcastState {
+        let mut s = s.clone();
+        for (i, (kind, car, value)) in events.iter().enumerate() {
+            s.apply(&BroadcastEvent {
+                ts: 1_000 + i as EventTime,
+                kind: kind.clone(),
+                car: car.map(str::to_string),
+                value: value.to_string(),
+            });
+        }
+        s
+    }
+
+    #[test]
+    fn race_changes_read_like_race_control() {
+        let green = apply(
+            &BroadcastState::default(),
+            &[(EventKind::Flag, None, "GREEN")],
+        );
+        assert_eq!(
+            race_changes(&BroadcastState::default(), &green),
+            ["GREEN FLAG"]
+        );
+        assert_eq!(race_state(&green), "GREEN");
+        let sc = apply(
+            &green,
+            &[
+                (EventKind::Flag, None, "YELLOW"),
+                (EventKind::SafetyCar, None, "DEPLOYED"),
+                (EventKind::PitIn, Some("44"), ""),
+                (EventKind::PitIn, Some("4"), ""),
+            ],
+        );
+        assert_eq!(
+            race_changes(&green, &sc),
+            ["SAFETY CAR deployed", "YELLOW FLAG"]
+        );
+        assert_eq!(race_state(&sc), "YELLOW SC");
+        assert_eq!(cars(&sc.in_pit), "#4 #44");
+        let tyres = apply(
+            &sc,
+            &[
+                (EventKind::TyreChange, Some("44"), "MEDIUM"),
+                (EventKind::Retirement, Some("23"), "engine"),
+            ],
+        );
+        assert_eq!(
+            race_changes(&sc, &tyres),
+            ["#44 pits: MEDIUM tyres", "#23 RETIRES"]
+        );
+        assert!(race_changes(&tyres, &tyres).is_empty());
+    }
+}

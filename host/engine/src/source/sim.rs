@@ -15,7 +15,7 @@
 //!
 //! # How rows are made
 //!
-//! 1. **Physics.** The circuit ([`Track`]) is a list of straights and corners with
+//! 1. **Physics.** The circuit (`Track`) is a list of straights and corners with
 //!    corner speed limits. A lap-time-simulation pass (accelerate forward under a
 //!    power/drag limit, brake backward under an aero-dependent braking limit) turns it
 //!    into a speed profile per metre and a phase per metre (braking, cornering at the
@@ -37,6 +37,21 @@
 //!    late). Held rows due at the same tick go out in `(due time, g)` order; rows
 //!    still held at the end are flushed in that order.
 //!
+//! 4. **Race control** ([`RaceConfig`]). The simulator also sends the race's rare
+//!    events on the broadcast side stream ([`RowChunk::events`]): `Flag` `GREEN` at
+//!    the first tick and `CHEQUERED` at the last; safety-car periods (`YELLOW`,
+//!    `SafetyCar`/`VirtualSafetyCar` `DEPLOYED` … `ENDING`, `GREEN`) drawn once per
+//!    reference lap time, during which every car slows to 60 % of its racing
+//!    profile, lifts and loses DRS; pit stops at seeded laps (`PitIn` when the car
+//!    is down to the 80 km/h pit-lane limit, `TyreChange` with the new compound,
+//!    `PitOut` 20–25 s after `PitIn`; low gear, no DRS in between); optional
+//!    retirements, after which the car sends no more rows. Every event happens at a
+//!    tick and carries that tick's time; it is delivered just before the first row
+//!    generated at that tick (row position `p`, so `seek(n)` delivers exactly the
+//!    events with `p >= n`; events after the last row go out with the last chunk).
+//!    The plan (stop laps, compounds, periods, retirements) comes from its own
+//!    ChaCha stream, so it does not disturb the telemetry's random draws.
+//!
 //! Every random decision is a hash of `(seed, g, stream)` or comes from a
 //! ChaCha stream consumed once at start-up, never from the chunking, so the
 //! delivered sequence is a pure function of the config: chunk size changes only
@@ -57,6 +72,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::RowChunk;
+use crate::broadcast::{BroadcastEvent, EventKind};
 use crate::error::{ConfigError, SourceError};
 use crate::schema::{ChannelSpec, ChannelType, KeySpec, KeyType, Schema, TimeSpec};
 use crate::source::{Source, SourceOptions};
@@ -167,7 +183,8 @@ impl SimConfig {
         (d * self.rate_hz as u128).div_ceil(1000) as u64
     }
 
-    /// Number of rows the simulator delivers: `ticks() × cars`.
+    /// Number of rows the simulator delivers without retirements: `ticks() × cars`
+    /// (see [`Simulator::total_rows`]).
     pub fn total_rows(&self) -> u64 {
         self.ticks() * self.cars as u64
     }
@@ -216,6 +233,212 @@ impl SimConfig {
             });
         }
         schema
+    }
+}
+
+/// Race control: the rare events the simulator sends besides telemetry, and the
+/// physics that follows them. Deserializable from a TOML table; every field has a
+/// default: six neutralisations per hour (about one in a 10-minute run), 30 % of
+/// them virtual; one pit stop per car; no retirements.
+///
+/// `Flag` `GREEN` (first tick) and `CHEQUERED` (last tick) are always sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaceConfig {
+    /// Neutralisations (safety car or VSC) per hour of racing: at each reference
+    /// lap time a period starts with probability `1 - exp(-rate · lap_time)`, at a
+    /// uniform point of that lap (not on the opening lap, and with at least a green
+    /// lap between two). A safety car lasts 1.5–2.5 laps, a VSC 0.7–1.3.
+    pub safety_car_per_hour: f64,
+    /// Share (0–1) of neutralisations that are a virtual safety car.
+    pub vsc_share: f64,
+    /// Pit stops per car (0–5), spread evenly over the race at seeded laps.
+    pub pit_stops: u32,
+    /// Retirements per hour of racing, over the whole field (0: none). A retired
+    /// car sends no rows after its `Retirement` event.
+    pub retirements_per_hour: f64,
+}
+
+impl Default for RaceConfig {
+    fn default() -> Self {
+        RaceConfig {
+            safety_car_per_hour: 6.0,
+            vsc_share: 0.3,
+            pit_stops: 1,
+            retirements_per_hour: 0.0,
+        }
+    }
+}
+
+impl RaceConfig {
+    /// Only the `GREEN` and `CHEQUERED` flags: no neutralisations, stops or retirements.
+    pub fn quiet() -> Self {
+        RaceConfig {
+            safety_car_per_hour: 0.0,
+            pit_stops: 0,
+            retirements_per_hour: 0.0,
+            ..RaceConfig::default()
+        }
+    }
+
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(format!("simulator race: {m}")));
+        for (name, v) in [
+            ("safety_car_per_hour", self.safety_car_per_hour),
+            ("retirements_per_hour", self.retirements_per_hour),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!("{name} must be a rate >= 0, got {v}"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.vsc_share) {
+            return bad(format!(
+                "vsc_share must be within 0..=1, got {}",
+                self.vsc_share
+            ));
+        }
+        if self.pit_stops > 5 {
+            return bad(format!("pit_stops must be 0..=5, got {}", self.pit_stops));
+        }
+        Ok(())
+    }
+}
+
+/// Tyre compounds, in `TyreChange` values.
+pub const COMPOUNDS: [&str; 3] = ["SOFT", "MEDIUM", "HARD"];
+const RETIRE_REASONS: [&str; 5] = ["engine", "gearbox", "hydraulics", "accident", "brakes"];
+/// Salt of the race plan's ChaCha stream (kept apart from the telemetry's).
+const RACE_SALT: u64 = 0x5241_4345_5F43_5452;
+/// Speed factor under a safety car or VSC, and how fast (per second) it is reached.
+const SC_FACTOR: f64 = 0.6;
+const SC_RAMP_PER_S: f64 = 0.1;
+/// Pit entry (m from the line, just after the last corner) and the lane's limit (m/s).
+const PIT_ENTRY_M: f64 = 4_975.0;
+/// Pit-lane limit with room for the reported speed's noise: ≤ 80 km/h as sent.
+pub const PIT_LANE_KMH: f64 = 79.0;
+const PIT_SPEED: f64 = PIT_LANE_KMH / 3.6;
+/// Braking into the pit lane and accelerating out of it (m/s²).
+const PIT_BRAKE: f64 = 25.0;
+const PIT_EXIT_ACCEL: f64 = 12.0;
+/// A speed cap at or above this (m/s) is off (above any profile speed).
+const CAP_OFF: f64 = 150.0;
+/// The cap on an in-lap: on, but above any speed.
+const CAP_ARMED: f64 = 140.0;
+
+/// One planned pit stop.
+#[derive(Debug, Clone, Copy)]
+struct PitStop {
+    /// Taken when the car passes the pit entry with `Car::lap == lap`.
+    lap: i64,
+    lane_ms: i64,
+    tyre_ms: i64,
+    compound: u8,
+}
+
+/// A planned race-level event: a neutralisation starts or ends.
+#[derive(Debug, Clone, Copy)]
+struct RaceStep {
+    ts: EventTime,
+    deploy: bool,
+    virtual_sc: bool,
+}
+
+/// Everything race control does, drawn once from the seed.
+#[derive(Debug, Clone)]
+struct RacePlan {
+    /// Per car, in lap order.
+    stops: Vec<Vec<PitStop>>,
+    /// Neutralisation starts and ends, in time order.
+    steps: Vec<RaceStep>,
+    /// Per car: the tick of its retirement (`u64::MAX`: none) and the reason.
+    retire: Vec<(u64, &'static str)>,
+}
+
+impl RacePlan {
+    fn new(cfg: &SimConfig, race: &RaceConfig, lap_s: f64) -> RacePlan {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ RACE_SALT);
+        let dur = cfg.duration_ms().unwrap_or(0) as f64;
+        let lap_ms = lap_s * 1000.0;
+        let laps = dur / lap_ms;
+        let n = race.pit_stops as usize;
+        let stops = (0..cfg.cars)
+            .map(|_| {
+                let mut tyre = rng.random_range(0..2u8);
+                let mut last = -2;
+                (1..=n)
+                    .map(|j| {
+                        let x = laps * (j as f64 + rng.random_range(-0.35..0.35)) / (n + 1) as f64;
+                        let lap = (x.floor() as i64).max(last + 2).max(0);
+                        last = lap;
+                        let lane_ms = rng.random_range(20_000..=25_000i64);
+                        let tyre_ms = (lane_ms as f64 * rng.random_range(0.4..0.6)) as i64;
+                        tyre = (tyre + rng.random_range(1..3u8)) % 3;
+                        PitStop {
+                            lap,
+                            lane_ms,
+                            tyre_ms,
+                            compound: tyre,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let p = 1.0 - (-race.safety_car_per_hour * lap_s / 3600.0).exp();
+        let mut steps = Vec::new();
+        // None on the opening lap.
+        let mut t = lap_ms;
+        while t < dur {
+            let draw: f64 = rng.random();
+            let at = t + rng.random::<f64>() * lap_ms;
+            let virtual_sc = rng.random::<f64>() < race.vsc_share;
+            let len = lap_ms
+                * if virtual_sc {
+                    rng.random_range(0.7..1.3)
+                } else {
+                    rng.random_range(1.5..2.5)
+                };
+            if draw < p && at < dur {
+                let from = cfg.start_ts_ms + at as i64;
+                let to = cfg.start_ts_ms + (at + len) as i64;
+                for (ts, deploy) in [(from, true), (to, false)] {
+                    steps.push(RaceStep {
+                        ts,
+                        deploy,
+                        virtual_sc,
+                    });
+                }
+                // At least a green lap before the next one.
+                t = at + len + lap_ms;
+            } else {
+                t += lap_ms;
+            }
+        }
+        let ticks = cfg.ticks();
+        let p_car =
+            1.0 - (-race.retirements_per_hour / cfg.cars.max(1) as f64 * dur / 3_600_000.0).exp();
+        let retire = (0..cfg.cars)
+            .map(|_| {
+                let draw: f64 = rng.random();
+                let at = rng.random_range(0.1..0.95);
+                let why = RETIRE_REASONS[rng.random_range(0..RETIRE_REASONS.len())];
+                if draw < p_car {
+                    (((ticks as f64 * at) as u64).max(1), why)
+                } else {
+                    (u64::MAX, why)
+                }
+            })
+            .collect();
+        RacePlan {
+            stops,
+            steps,
+            retire,
+        }
+    }
+
+    /// Rows the run delivers: every car's ticks up to its retirement.
+    fn total_rows(&self, ticks: u64) -> u64 {
+        self.retire.iter().map(|&(r, _)| r.min(ticks)).sum()
     }
 }
 
@@ -490,6 +713,57 @@ struct Car {
     fuel: f64,
     oil: f64,
     water: f64,
+    /// Where the car is in its pit stop.
+    pit: Pit,
+    /// Speed cap (m/s) into, in and out of the pit lane; `>= CAP_OFF`: none.
+    cap: f64,
+    /// Next planned stop (index into the plan) and its lap (`i64::MAX`: none left).
+    stop: usize,
+    pit_lap: i64,
+    retired: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pit {
+    Racing,
+    /// On the lap of a planned stop (the cap is on at `CAP_ARMED`, above any
+    /// speed, so the fast path's one `cap < CAP_OFF` test covers every pit state).
+    Armed,
+    /// Braking from the pit entry down to the pit-lane limit.
+    Entry,
+    /// In the lane since `PitIn`: tyres change at `tyre` (`MAX` once done), out at `out`.
+    Lane {
+        tyre: EventTime,
+        out: EventTime,
+    },
+}
+
+impl Car {
+    /// Moves the pit-lane speed cap one tick (down to the limit from the entry, up
+    /// at the car's acceleration after `PitOut`) and applies it to speed `v`.
+    /// Returns the speed, whether the cap bound it, and whether the car is in the pit.
+    #[inline(never)]
+    fn apply_cap(&mut self, v: f64, dt: f64) -> (f64, bool, bool) {
+        let in_pit = match self.pit {
+            Pit::Racing => {
+                self.cap += PIT_EXIT_ACCEL * dt;
+                if self.cap >= CAP_OFF {
+                    self.cap = f64::INFINITY;
+                }
+                false
+            }
+            Pit::Armed => false,
+            Pit::Entry | Pit::Lane { .. } => {
+                self.cap = (self.cap - PIT_BRAKE * dt).max(PIT_SPEED);
+                true
+            }
+        };
+        if v > self.cap {
+            (self.cap, true, in_pit)
+        } else {
+            (v, false, in_pit)
+        }
+    }
 }
 
 /// A row held back for late delivery; the heap pops the smallest `(release, g)`.
@@ -550,6 +824,26 @@ impl Rates {
     }
 }
 
+/// Throttle and brake (%) at the limit in track phase `phase`.
+#[inline(always)]
+fn racing_throttle(phase: u8, key: u64, g: u64) -> (f64, f64) {
+    match phase {
+        PHASE_BRAKE => (0.0, 100.0),
+        PHASE_POWER => {
+            let thr = if noise(key, g, S_THROTTLE) > -0.8 {
+                100.0
+            } else {
+                99.0
+            };
+            (thr, 0.0)
+        }
+        c => (
+            round_to(c as f64 + 3.0 * noise(key, g, S_THROTTLE), 1.0).clamp(0.0, 100.0),
+            0.0,
+        ),
+    }
+}
+
 /// A car's pace factor for one lap (±0.4 %).
 fn lap_factor(key: u64, car: usize, lap: i64) -> f64 {
     1.0 + 0.004 * noise(key, car as u64, (lap as u64) << 8 | S_LAP)
@@ -573,10 +867,29 @@ struct Generator {
     ready: VecDeque<Core>,
     last_ts: EventTime,
     delivered: u64,
+    /// Race control: the plan, the next planned step, and the neutralisation in
+    /// force (`sc_target` < 1 while deployed, `sc_f` the factor ramping to it).
+    plan: RacePlan,
+    next_step: usize,
+    /// A safety car or VSC is deployed.
+    sc: bool,
+    sc_target: f64,
+    sc_f: f64,
+    sc_ramp: f64,
+    /// The next retirement's tick (`u64::MAX`: none), and whether any car retired.
+    next_retire: u64,
+    any_retired: bool,
+    names: Vec<String>,
+    /// Events generated and not yet delivered: `(position, event)`, where position
+    /// is the delivery index of the first row after it, in generation order.
+    events: VecDeque<(u64, BroadcastEvent)>,
+    /// Position of the first queued event (`u64::MAX`: none), checked per row.
+    next_event: u64,
 }
 
 impl Generator {
-    fn new(cfg: &SimConfig, track: Arc<Track>) -> Generator {
+    fn new(cfg: &SimConfig, race: &RaceConfig, track: Arc<Track>) -> Generator {
+        let plan = RacePlan::new(cfg, race, track.lap_time());
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let key = rng.random::<u64>();
         let ooo_key = rng.random::<u64>();
@@ -609,6 +922,11 @@ impl Generator {
                 fuel: 100.0 - rng.random_range(0.0..5.0),
                 oil: rng.random_range(95.0..105.0),
                 water: rng.random_range(85.0..95.0),
+                pit: Pit::Racing,
+                cap: f64::INFINITY,
+                stop: 0,
+                pit_lap: plan.stops[i].first().map_or(i64::MAX, |p| p.lap),
+                retired: false,
             });
         }
         let frac = cfg.out_of_order_fraction.clamp(0.0, 1.0);
@@ -628,12 +946,150 @@ impl Generator {
             ready: VecDeque::new(),
             last_ts: cfg.start_ts_ms,
             delivered: 0,
+            next_retire: plan.retire.iter().map(|r| r.0).min().unwrap_or(u64::MAX),
+            any_retired: false,
+            plan,
+            next_step: 0,
+            sc: false,
+            sc_target: 1.0,
+            sc_f: 1.0,
+            sc_ramp: SC_RAMP_PER_S / cfg.rate_hz as f64,
+            names: cfg.car_numbers().iter().map(u32::to_string).collect(),
+            events: VecDeque::new(),
+            next_event: u64::MAX,
+        }
+    }
+
+    /// Takes the first queued event if its position is at most `upto`.
+    fn pop_event(&mut self, upto: u64) -> Option<BroadcastEvent> {
+        if self.next_event > upto {
+            return None;
+        }
+        let (_, e) = self.events.pop_front()?;
+        self.next_event = self.events.front().map_or(u64::MAX, |e| e.0);
+        Some(e)
+    }
+
+    /// Queues an event before the next row to be generated.
+    #[cold]
+    fn emit(&mut self, ts: EventTime, kind: EventKind, car: Option<usize>, value: &str) {
+        let e = BroadcastEvent {
+            ts,
+            kind,
+            car: car.map(|c| self.names[c].clone()),
+            value: value.to_string(),
+        };
+        // `produce` runs only when every generated row was delivered.
+        if self.events.is_empty() {
+            self.next_event = self.delivered;
+        }
+        self.events.push_back((self.delivered, e));
+    }
+
+    /// Race-level steps due at tick `k` (time `ts`), before any car moves.
+    #[inline]
+    fn race_control(&mut self, k: u64, ts: EventTime) {
+        if k == 0 {
+            self.emit(ts, EventKind::Flag, None, "GREEN");
+        }
+        while let Some(&step) = self.plan.steps.get(self.next_step)
+            && step.ts <= ts
+        {
+            self.next_step += 1;
+            let kind = if step.virtual_sc {
+                EventKind::VirtualSafetyCar
+            } else {
+                EventKind::SafetyCar
+            };
+            if step.deploy {
+                self.emit(ts, EventKind::Flag, None, "YELLOW");
+                self.emit(ts, kind, None, "DEPLOYED");
+                self.sc = true;
+                self.sc_target = SC_FACTOR;
+            } else {
+                self.emit(ts, kind, None, "ENDING");
+                self.emit(ts, EventKind::Flag, None, "GREEN");
+                self.sc = false;
+                self.sc_target = 1.0;
+            }
+        }
+        if self.sc_f != self.sc_target {
+            self.sc_f = if self.sc_f > self.sc_target {
+                (self.sc_f - self.sc_ramp).max(self.sc_target)
+            } else {
+                (self.sc_f + self.sc_ramp).min(self.sc_target)
+            };
+        }
+    }
+
+    /// Retires the cars due at tick `k`: they send no rows from this tick on.
+    #[cold]
+    fn retire(&mut self, k: u64, ts: EventTime) {
+        for ci in 0..self.cars.len() {
+            let (at, why) = self.plan.retire[ci];
+            if at == k {
+                self.cars[ci].retired = true;
+                self.any_retired = true;
+                self.emit(ts, EventKind::Retirement, Some(ci), why);
+            }
+        }
+        self.next_retire = (self.plan.retire.iter().map(|r| r.0))
+            .filter(|&t| t > k)
+            .min()
+            .unwrap_or(u64::MAX);
+    }
+
+    /// A car in the pit (after its tick's row): `PitIn` once down to the limit,
+    /// `TyreChange`, `PitOut`.
+    #[cold]
+    #[inline(never)]
+    fn pit_step(&mut self, ci: usize, ts: EventTime) {
+        let car = &mut self.cars[ci];
+        match car.pit {
+            Pit::Racing | Pit::Armed => {}
+            Pit::Entry => {
+                if car.cap <= PIT_SPEED {
+                    let stop = self.plan.stops[ci][car.stop];
+                    car.pit = Pit::Lane {
+                        tyre: ts + stop.tyre_ms,
+                        out: ts + stop.lane_ms,
+                    };
+                    self.emit(ts, EventKind::PitIn, Some(ci), "");
+                }
+            }
+            Pit::Lane { tyre, out } => {
+                let stop = self.plan.stops[ci][car.stop];
+                if ts >= tyre {
+                    car.pit = Pit::Lane {
+                        tyre: EventTime::MAX,
+                        out,
+                    };
+                    // Fresh tyres, off the blankets.
+                    car.tyre = [80.0; 4];
+                    self.emit(
+                        ts,
+                        EventKind::TyreChange,
+                        Some(ci),
+                        COMPOUNDS[stop.compound as usize],
+                    );
+                }
+                let car = &mut self.cars[ci];
+                if ts >= out {
+                    car.pit = Pit::Racing;
+                    car.stop += 1;
+                    car.pit_lap = self.plan.stops[ci]
+                        .get(car.stop)
+                        .map_or(i64::MAX, |p| p.lap);
+                    self.emit(ts, EventKind::PitOut, Some(ci), "");
+                }
+            }
         }
     }
 
     /// Advances one car by one tick and records its row.
     #[inline]
-    fn step_car(&mut self, ci: usize, g: u64, ts: EventTime) -> Core {
+    /// `sc`: a safety car or VSC is deployed; `sc_f`: the speed factor it sets.
+    fn step_car(&mut self, ci: usize, g: u64, ts: EventTime, sc: bool, sc_f: f64) -> Core {
         let tr = &*self.track;
         let dt = self.dt;
         let key = self.key;
@@ -642,12 +1098,30 @@ impl Generator {
         let k = &self.k;
         let s0 = car.s;
         let (vp, _) = tr.at(s0);
-        let v = vp * car.pace * car.lap_factor * (1.0 + car.drs_boost);
+        let mut v = vp * car.pace * car.lap_factor * (1.0 + car.drs_boost) * sc_f;
+        // Pit lane: the cap brakes to the limit from the entry, holds it in the lane
+        // and lifts at the car's acceleration after `PitOut` (it is always on while
+        // the car is in the pit).
+        let capped = car.cap < CAP_OFF;
+        let (mut cap_binding, mut in_pit) = (false, false);
+        if capped {
+            (v, cap_binding, in_pit) = car.apply_cap(v, dt);
+        }
+        // Neutralised (safety car, VSC), in the pit or accelerating out: no DRS.
+        let neutral = sc || (capped && car.pit != Pit::Armed);
         let mut s1 = s0 + v * dt;
         if s1 >= tr.len_f {
             s1 -= tr.len_f;
             car.lap += 1;
             car.lap_factor = lap_factor(key, ci, car.lap);
+            if car.lap == car.pit_lap {
+                car.pit = Pit::Armed;
+                car.cap = car.cap.min(CAP_ARMED);
+            }
+        }
+        if capped && car.pit == Pit::Armed && s0 < PIT_ENTRY_M && PIT_ENTRY_M <= s1 {
+            car.pit = Pit::Entry;
+            car.cap = v;
         }
         car.s = s1;
         let i1 = (s1 as usize).min(tr.len - 1);
@@ -670,6 +1144,7 @@ impl Generator {
             }
         }
         car.drs = match car.drs {
+            _ if neutral => Drs::Off,
             Drs::Eligible(z) | Drs::Open(z)
                 if crossed(s0, s1, tr.drs[z].2) || (in_zone(s1, tr.drs[z]) && braking) =>
             {
@@ -693,20 +1168,26 @@ impl Generator {
             1.0,
         )
         .clamp(4_000.0, 13_500.0);
-        let (throttle, brake) = match phase {
-            PHASE_BRAKE => (0.0, 100.0),
-            PHASE_POWER => {
-                let thr = if noise(key, g, S_THROTTLE) > -0.8 {
-                    100.0
-                } else {
-                    99.0
-                };
-                (thr, 0.0)
+        let (throttle, brake) = if neutral {
+            match phase {
+                _ if car.pit == Pit::Entry => (0.0, 100.0),
+                // Holding the pit-lane limit, or accelerating out of the lane.
+                _ if cap_binding && car.pit != Pit::Racing => {
+                    (round_to(18.0 + 3.0 * noise(key, g, S_THROTTLE), 1.0), 0.0)
+                }
+                _ if cap_binding => (100.0, 0.0),
+                PHASE_BRAKE => (0.0, 100.0),
+                // Behind the safety car: well off the throttle.
+                PHASE_POWER if sc => (round_to(35.0 + 5.0 * noise(key, g, S_THROTTLE), 1.0), 0.0),
+                c if sc => (
+                    round_to(0.5 * c as f64 + 3.0 * noise(key, g, S_THROTTLE), 1.0)
+                        .clamp(0.0, 100.0),
+                    0.0,
+                ),
+                c => racing_throttle(c, key, g),
             }
-            c => (
-                round_to(c as f64 + 3.0 * noise(key, g, S_THROTTLE), 1.0).clamp(0.0, 100.0),
-                0.0,
-            ),
+        } else {
+            racing_throttle(phase, key, g)
         };
 
         // Slow states.
@@ -779,9 +1260,13 @@ impl Generator {
             water: car.water as f32,
         };
 
+        if in_pit {
+            self.pit_step(ci, ts);
+        }
         // Detection point crossed: eligible when within 1 s of the car ahead.
         if let Some(z) = detect
             && enabled
+            && !neutral
             && !matches!(self.cars[ci].drs, Drs::Open(_))
         {
             let gap_m = self.gap_ahead_m(ci);
@@ -802,7 +1287,7 @@ impl Generator {
         self.cars
             .iter()
             .enumerate()
-            .filter(|&(j, _)| j != ci)
+            .filter(|&(j, c)| j != ci && !c.retired)
             .map(|(_, c)| (c.s - me).rem_euclid(l))
             .filter(|&d| d > 0.0)
             .fold(f64::INFINITY, f64::min)
@@ -815,9 +1300,18 @@ impl Generator {
             let k = self.tick;
             let ts = self.ts_of.0 + (k as u128 * 1000 / self.ts_of.1) as i64;
             let n = self.cars.len() as u64;
+            self.race_control(k, ts);
+            if k >= self.next_retire {
+                self.retire(k, ts);
+            }
+            let any_retired = self.any_retired;
+            let (sc, sc_f) = (self.sc, self.sc_f);
             for ci in 0..self.cars.len() {
+                if any_retired && self.cars[ci].retired {
+                    continue;
+                }
                 let g = k * n + ci as u64;
-                let core = self.step_car(ci, g, ts);
+                let core = self.step_car(ci, g, ts, sc, sc_f);
                 let h = mix64(self.ooo_key.wrapping_add(g.wrapping_mul(PHI)));
                 if (h >> 11) < self.ooo_threshold {
                     let delay = 1 + mix64(h ^ K2) % self.max_delay;
@@ -835,6 +1329,9 @@ impl Generator {
                 let mut core = self.held.pop().expect("peeked").core;
                 core.deliver_ts = ts;
                 self.ready.push_back(core);
+            }
+            if k + 1 == self.ticks {
+                self.emit(ts, EventKind::Flag, None, "CHEQUERED");
             }
             self.last_ts = ts;
             self.tick += 1;
@@ -1061,6 +1558,8 @@ pub struct Simulator {
     schema: Schema,
     opts: SourceOptions,
     track: Arc<Track>,
+    race: RaceConfig,
+    total_rows: u64,
     generator: Generator,
     kinds: Vec<Option<Kind>>,
     car_names: Vec<Arc<str>>,
@@ -1071,9 +1570,20 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// A simulator at position 0. Fails when the config is invalid.
+    /// A simulator at position 0 with the default race control
+    /// ([`RaceConfig::default`]). Fails when the config is invalid.
     pub fn new(cfg: SimConfig, opts: SourceOptions) -> Result<Simulator, ConfigError> {
+        Simulator::with_race(cfg, RaceConfig::default(), opts)
+    }
+
+    /// A simulator at position 0 whose race control follows `race`.
+    pub fn with_race(
+        cfg: SimConfig,
+        race: RaceConfig,
+        opts: SourceOptions,
+    ) -> Result<Simulator, ConfigError> {
         cfg.validate()?;
+        race.validate()?;
         let schema = cfg.schema();
         let track = Arc::new(Track::circuit());
         let kinds = (0..cfg.channels)
@@ -1098,8 +1608,11 @@ impl Simulator {
             lap_s = track.lap_time(),
             "simulator ready"
         );
+        let generator = Generator::new(&cfg, &race, track.clone());
         Ok(Simulator {
-            generator: Generator::new(&cfg, track.clone()),
+            total_rows: generator.plan.total_rows(cfg.ticks()),
+            generator,
+            race,
             slots: vec![u32::MAX; cfg.cars],
             cfg,
             schema,
@@ -1116,9 +1629,14 @@ impl Simulator {
         &self.cfg
     }
 
-    /// Rows the whole run delivers (for progress bars).
+    pub fn race(&self) -> &RaceConfig {
+        &self.race
+    }
+
+    /// Rows the whole run delivers (for progress bars): [`SimConfig::total_rows`]
+    /// less the ticks after retirements.
     pub fn total_rows(&self) -> u64 {
-        self.cfg.total_rows()
+        self.total_rows
     }
 
     /// Rows delivered so far (the source position).
@@ -1160,6 +1678,14 @@ impl Simulator {
         }
         std::thread::sleep(due - now);
         true
+    }
+
+    /// Moves the queued events with position `<= upto` into `chunk`, before row `at`.
+    #[cold]
+    fn take_events(&mut self, chunk: &mut RowChunk, at: usize, upto: u64) {
+        while let Some(e) = self.generator.pop_event(upto) {
+            chunk.events.push((at, e));
+        }
     }
 
     fn emit_block(&mut self, chunk: &mut RowChunk) {
@@ -1216,6 +1742,9 @@ impl Source for Simulator {
             if !self.pace_gate(deliver_ts, taken > 0) {
                 break 'rows;
             }
+            if self.generator.next_event <= self.generator.delivered {
+                self.take_events(&mut chunk, taken, self.generator.delivered);
+            }
             let row = self.generator.next().expect("peeked");
             self.block.push(row);
             taken += 1;
@@ -1229,13 +1758,19 @@ impl Source for Simulator {
         if chunk.is_empty() {
             return Ok(None);
         }
+        if self.generator.delivered == self.total_rows {
+            // The last chunk also carries the events after the last row.
+            while self.generator.produce() {}
+            debug_assert!(self.generator.ready.is_empty(), "rows beyond total_rows");
+            self.take_events(&mut chunk, taken, u64::MAX);
+        }
         chunk.end_position = self.generator.delivered;
         chunk.debug_assert_consistent();
         Ok(Some(chunk))
     }
 
     fn seek(&mut self, position: u64) -> Result<(), SourceError> {
-        let total = self.total_rows();
+        let total = self.total_rows;
         if position > total {
             return Err(SourceError::Seek {
                 source_name: self.name().to_string(),
@@ -1244,10 +1779,20 @@ impl Source for Simulator {
             });
         }
         if position < self.generator.delivered {
-            self.generator = Generator::new(&self.cfg, self.track.clone());
+            self.generator = Generator::new(&self.cfg, &self.race, self.track.clone());
         }
         while self.generator.delivered < position {
             self.generator.next();
+        }
+        // Events before row `position` went out with the rows before it (and those
+        // after the last row with the last chunk).
+        let upto = if position == total {
+            u64::MAX
+        } else {
+            position.saturating_sub(1)
+        };
+        if position > 0 {
+            while self.generator.pop_event(upto).is_some() {}
         }
         self.pace_anchor = None;
         Ok(())
@@ -1297,6 +1842,364 @@ mod tests {
             ends.push(ch.end_position);
         }
         (rows, ends)
+    }
+
+    /// Rows and events, each event with its delivery position (rows before it).
+    type Events = Vec<(u64, BroadcastEvent)>;
+
+    fn drain_events(s: &mut Simulator) -> (Vec<Row>, Events) {
+        let mut rows = Vec::new();
+        let mut events = Vec::new();
+        let mut at = s.position();
+        while let Some(ch) = s.next_chunk().unwrap() {
+            ch.check_shape(&[]).unwrap();
+            for (i, e) in &ch.events {
+                events.push((at + *i as u64, e.clone()));
+            }
+            for i in 0..ch.len() {
+                let vals = ch
+                    .columns
+                    .iter()
+                    .map(|col| col.get(i).copied().unwrap_or(f64::NAN))
+                    .collect();
+                rows.push((
+                    ch.ts[i],
+                    ch.key_names[ch.keys[i] as usize].to_string(),
+                    ch.lines[i],
+                    vals,
+                ));
+            }
+            at = ch.end_position;
+        }
+        (rows, events)
+    }
+
+    fn raced(c: &SimConfig, race: &RaceConfig, chunk_rows: usize) -> Simulator {
+        let mut opts = SourceOptions::all(&c.schema());
+        opts.chunk_rows = chunk_rows;
+        Simulator::with_race(c.clone(), race.clone(), opts).unwrap()
+    }
+
+    /// 15 minutes at 10 Hz with frequent neutralisations, two stops per car and
+    /// some retirements.
+    fn busy_race() -> (SimConfig, RaceConfig) {
+        let c = SimConfig {
+            seed: 3,
+            out_of_order_fraction: 0.05,
+            max_delay_ms: 2_000,
+            ..cfg(900, 10, 6)
+        };
+        let race = RaceConfig {
+            safety_car_per_hour: 30.0,
+            vsc_share: 0.4,
+            pit_stops: 2,
+            retirements_per_hour: 16.0,
+        };
+        (c, race)
+    }
+
+    fn of_kind(events: &Events, kind: EventKind) -> Vec<&BroadcastEvent> {
+        events
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| e.kind == kind)
+            .collect()
+    }
+
+    /// `(from, to)` of every neutralisation (`to` = end of run when it never ends).
+    fn neutralisations(events: &Events) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        let mut open = None;
+        for (_, e) in events {
+            match (&e.kind, e.value.as_str()) {
+                (EventKind::SafetyCar | EventKind::VirtualSafetyCar, "DEPLOYED") => {
+                    assert!(open.is_none(), "overlapping neutralisations");
+                    open = Some(e.ts);
+                }
+                (EventKind::SafetyCar | EventKind::VirtualSafetyCar, "ENDING") => {
+                    out.push((open.take().expect("ENDING without DEPLOYED"), e.ts));
+                }
+                _ => {}
+            }
+        }
+        if let Some(from) = open {
+            out.push((from, i64::MAX));
+        }
+        out
+    }
+
+    #[test]
+    fn race_events_are_deterministic_and_independent_of_chunking() {
+        let (c, race) = busy_race();
+        let (rows, events) = drain_events(&mut raced(&c, &race, 64 * 1024));
+        let kinds: std::collections::BTreeSet<_> =
+            events.iter().map(|e| e.1.kind.clone()).collect();
+        for k in [
+            EventKind::Flag,
+            EventKind::SafetyCar,
+            EventKind::VirtualSafetyCar,
+            EventKind::PitIn,
+            EventKind::TyreChange,
+            EventKind::PitOut,
+            EventKind::Retirement,
+        ] {
+            assert!(kinds.contains(&k), "no {k:?} event in {events:?}");
+        }
+        // Delivered in event-time order, each before the first row of its tick.
+        assert!(
+            events
+                .windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].1.ts <= w[1].1.ts)
+        );
+        for (at, e) in &events {
+            let at = *at as usize;
+            if at < rows.len() {
+                assert!(rows[at].0 >= e.ts, "event {e:?} after a row of its tick");
+            }
+            if at > 0 && (c.out_of_order_fraction == 0.0) {
+                assert!(rows[at - 1].0 < e.ts);
+            }
+        }
+        for size in [1, 7, 4096] {
+            let (r, e) = drain_events(&mut raced(&c, &race, size));
+            assert_eq!(e, events, "chunk_rows {size}");
+            assert_eq!(r, rows, "chunk_rows {size}");
+        }
+        let (r, e) = drain_events(&mut raced(&c, &race, 500));
+        assert_eq!((r, e), (rows.clone(), events.clone()));
+        let (_, other) = drain_events(&mut raced(&SimConfig { seed: 4, ..c }, &race, 4096));
+        assert_ne!(other, events);
+    }
+
+    #[test]
+    fn seek_delivers_each_event_exactly_once() {
+        let (c, race) = busy_race();
+        let c = SimConfig {
+            duration: ConfigDuration::from_millis(400_000),
+            ..c
+        };
+        let mut s = raced(&c, &race, 64 * 1024);
+        let total = s.total_rows();
+        let (rows, events) = drain_events(&mut s);
+        assert_eq!(rows.len() as u64, total);
+        let mut at: Vec<u64> = vec![0, 1, 2, 999, total - 1, total];
+        for (p, _) in events.iter().skip(1).step_by(7) {
+            at.extend([*p - 1, *p, *p + 1]);
+        }
+        for n in at {
+            // An uninterrupted run cut at `n` (a chunk ending there), then a seek.
+            let mut first = raced(&c, &race, n.max(1) as usize);
+            let mut before = Vec::new();
+            if n > 0 {
+                let ch = first.next_chunk().unwrap().unwrap();
+                assert_eq!(ch.end_position, n);
+                before.extend(ch.events.iter().map(|(i, e)| (*i as u64, e.clone())));
+            }
+            let mut second = raced(&c, &race, 333);
+            second.seek(n).unwrap();
+            let (rest, after) = drain_events(&mut second);
+            assert_eq!(rest.len() as u64, total - n);
+            before.extend(after);
+            assert_eq!(before, events, "seek {n}");
+        }
+    }
+
+    #[test]
+    fn safety_car_slows_the_field() {
+        let (c, race) = busy_race();
+        let c = SimConfig {
+            out_of_order_fraction: 0.0,
+            ..c
+        };
+        let race = RaceConfig {
+            pit_stops: 0,
+            retirements_per_hour: 0.0,
+            ..race
+        };
+        let (rows, events) = drain_events(&mut raced(&c, &race, 64 * 1024));
+        let periods = neutralisations(&events);
+        assert!(periods.len() >= 2, "{periods:?}");
+        // Inside: after the 4 s slow-down; outside: 5 s clear of every period.
+        let (mut inside, mut outside) = (Vec::new(), Vec::new());
+        for (ts, _, _, v) in &rows {
+            if periods.iter().any(|&(a, b)| a + 5_000 <= *ts && *ts < b) {
+                inside.push(v);
+            } else if periods
+                .iter()
+                .all(|&(a, b)| *ts < a - 1_000 || *ts >= b.saturating_add(6_000))
+            {
+                outside.push(v);
+            }
+        }
+        let mean = |v: &[&Vec<f64>], c: usize| v.iter().map(|r| r[c]).sum::<f64>() / v.len() as f64;
+        let (si, so) = (mean(&inside, 0), mean(&outside, 0));
+        assert!(
+            si < 0.7 * so,
+            "mean speed {si:.1} under SC vs {so:.1} racing"
+        );
+        assert!(
+            mean(&inside, 2) < 0.7 * mean(&outside, 2),
+            "throttle does not drop"
+        );
+        assert!(inside.iter().all(|r| r[5] == 0.0), "DRS under a safety car");
+        assert!(outside.iter().any(|r| r[5] == 12.0));
+        // Flags around them: YELLOW with the deployment, GREEN with the end.
+        for (at, e) in &events {
+            if e.value == "DEPLOYED" {
+                assert!(events.contains(&(
+                    *at,
+                    BroadcastEvent {
+                        ts: e.ts,
+                        kind: EventKind::Flag,
+                        car: None,
+                        value: "YELLOW".into()
+                    }
+                )));
+            }
+        }
+    }
+
+    #[test]
+    fn pit_lane_is_slow_and_every_car_stops() {
+        let (c, race) = busy_race();
+        let race = RaceConfig {
+            retirements_per_hour: 0.0,
+            pit_stops: 1,
+            ..race
+        };
+        let (rows, events) = drain_events(&mut raced(&c, &race, 64 * 1024));
+        let ins = of_kind(&events, EventKind::PitIn);
+        assert_eq!(ins.len(), c.cars, "one stop per car");
+        for pin in ins {
+            let car = pin.car.clone().unwrap();
+            let mine = |k: EventKind| {
+                events
+                    .iter()
+                    .map(|(_, e)| e)
+                    .find(|e| e.kind == k && e.car.as_ref() == Some(&car))
+                    .unwrap_or_else(|| panic!("car {car}: no {k:?}"))
+            };
+            let out = mine(EventKind::PitOut);
+            let tyre = mine(EventKind::TyreChange);
+            let lane = out.ts - pin.ts;
+            assert!(
+                (20_000..=25_200).contains(&lane),
+                "car {car}: {lane} ms in the lane"
+            );
+            assert!(pin.ts < tyre.ts && tyre.ts < out.ts);
+            assert!(COMPOUNDS.contains(&tyre.value.as_str()));
+            let in_lane: Vec<_> = rows
+                .iter()
+                .filter(|r| r.1 == car && pin.ts <= r.0 && r.0 < out.ts)
+                .collect();
+            assert!(in_lane.len() as i64 >= lane / 100 - 1);
+            for r in in_lane {
+                let v = &r.3;
+                assert!(v[0] <= 80.0, "car {car} at {} km/h in the pit lane", v[0]);
+                assert!(v[4] <= 2.0 && v[5] == 0.0, "gear {} drs {}", v[4], v[5]);
+            }
+        }
+    }
+
+    #[test]
+    fn flags_open_and_close_the_race() {
+        let (c, race) = busy_race();
+        let (_, events) = drain_events(&mut raced(&c, &race, 10_000));
+        let first = &events.first().unwrap().1;
+        assert_eq!(
+            (&first.kind, first.value.as_str()),
+            (&EventKind::Flag, "GREEN")
+        );
+        assert_eq!(first.ts, c.start_ts_ms);
+        let last = &events.last().unwrap().1;
+        assert_eq!(
+            (&last.kind, last.value.as_str()),
+            (&EventKind::Flag, "CHEQUERED")
+        );
+        assert_eq!(last.ts, c.tick_ts(c.ticks() - 1));
+        assert_eq!(
+            events.iter().filter(|e| e.1.value == "CHEQUERED").count(),
+            1
+        );
+        // Quiet race control: only the two flags, and the same rows as before.
+        let (rows, quiet) = drain_events(&mut raced(&c, &RaceConfig::quiet(), 10_000));
+        assert_eq!(quiet.len(), 2);
+        assert_eq!(rows.len() as u64, c.total_rows());
+        let (loud, _) = drain_events(&mut raced(&c, &race, 10_000));
+        assert_ne!(loud.len(), rows.len(), "retirements shorten the run");
+    }
+
+    #[test]
+    fn retired_car_sends_no_more_rows() {
+        let (c, race) = busy_race();
+        for ooo in [0.0, 0.05] {
+            let c = SimConfig {
+                out_of_order_fraction: ooo,
+                ..c.clone()
+            };
+            let mut s = raced(&c, &race, 4096);
+            let total = s.total_rows();
+            assert!(total < c.total_rows());
+            let (rows, events) = drain_events(&mut s);
+            assert_eq!(rows.len() as u64, total);
+            let gone: Vec<_> = events
+                .iter()
+                .filter(|(_, e)| e.kind == EventKind::Retirement)
+                .collect();
+            assert!(gone.len() >= 2, "{gone:?}");
+            for (at, e) in gone {
+                let car = e.car.as_deref().unwrap();
+                assert!(RETIRE_REASONS.contains(&e.value.as_str()));
+                let mine: Vec<_> = rows.iter().filter(|r| r.1 == car).collect();
+                assert!(!mine.is_empty());
+                assert!(mine.iter().all(|r| r.0 < e.ts), "car {car} after retiring");
+                if ooo == 0.0 {
+                    assert!(rows[*at as usize..].iter().all(|r| r.1 != car));
+                }
+                // Its pit events stop too.
+                assert!(
+                    !events
+                        .iter()
+                        .any(|(_, x)| x.ts > e.ts && x.car.as_deref() == Some(car))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn race_config_from_toml_and_validation() {
+        let r: RaceConfig = toml::from_str("pit_stops = 2\nsafety_car_per_hour = 0.5\n").unwrap();
+        assert_eq!(r.pit_stops, 2);
+        assert_eq!(r.vsc_share, RaceConfig::default().vsc_share);
+        assert!(toml::from_str::<RaceConfig>("pitstops = 2").is_err());
+        r.validate().unwrap();
+        for bad in [
+            RaceConfig {
+                safety_car_per_hour: -1.0,
+                ..r.clone()
+            },
+            RaceConfig {
+                retirements_per_hour: f64::NAN,
+                ..r.clone()
+            },
+            RaceConfig {
+                vsc_share: 2.0,
+                ..r.clone()
+            },
+            RaceConfig {
+                pit_stops: 9,
+                ..r.clone()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        // The default gives a neutralisation in a 10-minute run of the default seed.
+        let c = SimConfig {
+            duration: ConfigDuration::from_millis(600_000),
+            ..SimConfig::default()
+        };
+        let plan = RacePlan::new(&c, &RaceConfig::default(), Track::circuit().lap_time());
+        assert_eq!(plan.steps.iter().filter(|s| s.deploy).count(), 1);
     }
 
     #[test]
@@ -1597,7 +2500,22 @@ mod tests {
         let took = t0.elapsed();
         // 1 s of event time at 20× is 50 ms (the first tick is due at once).
         assert!(took >= Duration::from_millis(40), "took {took:?}");
-        let (fast, _) = drain(&mut sim(&SimConfig { pace: None, ..c }, 1_000));
+        let (fast, _) = drain(&mut sim(
+            &SimConfig {
+                pace: None,
+                ..c.clone()
+            },
+            1_000,
+        ));
+        assert_eq!(paced, fast);
+        // Events too (a short race: the two flags).
+        let c = SimConfig {
+            pace: Some(50.0),
+            ..cfg(2, 50, 6)
+        };
+        let paced = drain_events(&mut sim(&c, 1_000));
+        let fast = drain_events(&mut sim(&SimConfig { pace: None, ..c }, 1_000));
+        assert_eq!(paced.1.len(), 2);
         assert_eq!(paced, fast);
     }
 
