@@ -72,6 +72,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         max_delay_ms,
         start_ts_ms: args.start_ts_ms,
         pace: None,
+        ..SimConfig::default()
     };
     let format = match &args.format {
         Some(f) => f.parse::<RowFormat>().map_err(anyhow::Error::msg)?,

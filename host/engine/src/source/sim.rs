@@ -106,6 +106,9 @@ pub struct SimConfig {
     /// `Some(10.0)` ten times faster; `None` delivers as fast as possible. Affects
     /// only when rows are delivered (and where chunks are cut), never their content.
     pub pace: Option<f64>,
+    /// Race control on the broadcast stream: flags, safety cars, pit stops,
+    /// retirements (a `[race]` table in TOML).
+    pub race: RaceConfig,
 }
 
 impl Default for SimConfig {
@@ -120,6 +123,7 @@ impl Default for SimConfig {
             max_delay_ms: 3_000,
             start_ts_ms: 0,
             pace: None,
+            race: RaceConfig::default(),
         }
     }
 }
@@ -1570,18 +1574,20 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// A simulator at position 0 with the default race control
-    /// ([`RaceConfig::default`]). Fails when the config is invalid.
+    /// A simulator at position 0, race control as `cfg.race` says. Fails when the
+    /// config is invalid.
     pub fn new(cfg: SimConfig, opts: SourceOptions) -> Result<Simulator, ConfigError> {
-        Simulator::with_race(cfg, RaceConfig::default(), opts)
+        let race = cfg.race.clone();
+        Simulator::with_race(cfg, race, opts)
     }
 
-    /// A simulator at position 0 whose race control follows `race`.
+    /// A simulator at position 0 whose race control follows `race` (overriding `cfg.race`).
     pub fn with_race(
-        cfg: SimConfig,
+        mut cfg: SimConfig,
         race: RaceConfig,
         opts: SourceOptions,
     ) -> Result<Simulator, ConfigError> {
+        cfg.race = race.clone();
         cfg.validate()?;
         race.validate()?;
         let schema = cfg.schema();
@@ -2236,6 +2242,9 @@ mod tests {
         assert_eq!(c.rate_hz, 240);
         assert_eq!(c.channels, 6);
         assert!(toml::from_str::<SimConfig>("carz = 3").is_err());
+        let c: SimConfig = toml::from_str("cars = 4\n[race]\npit_stops = 2\n").unwrap();
+        assert_eq!(c.race.pit_stops, 2);
+        assert_eq!(c.race.vsc_share, RaceConfig::default().vsc_share);
         let d = SimConfig::default();
         assert_eq!(d.total_rows(), 4_800_000);
         assert!(
