@@ -52,6 +52,7 @@
 //! ```
 
 pub mod abi;
+pub mod frame;
 pub mod info;
 pub mod insight;
 pub mod log;

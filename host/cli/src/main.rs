@@ -23,6 +23,8 @@ enum Command {
     Window(cmd::window::WindowArgs),
     /// Write simulated car telemetry to a NDJSON or CSV file.
     Simulate(cmd::simulate::SimulateArgs),
+    /// Replay a recorded real race (OpenF1 CSV or F1 live timing) through the engine.
+    Replay(cmd::replay::ReplayArgs),
     /// The end-to-end window benchmark (simulate, then window CSV and NDJSON).
     Bench(cmd::bench::BenchArgs),
 }
@@ -40,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Window(a) => cmd::window::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Replay(a) => cmd::replay::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

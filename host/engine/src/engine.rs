@@ -209,6 +209,11 @@ impl WindowEngine {
         &self.state.keys
     }
 
+    /// The largest event time seen so far (`None` before the first row).
+    pub fn max_event_time(&self) -> Option<EventTime> {
+        self.state.max_ts
+    }
+
     /// The current watermark (`None` before the first row).
     pub fn watermark(&self) -> Option<EventTime> {
         self.state.max_ts.map(|m| m.saturating_sub(self.plan.bound))

@@ -154,6 +154,7 @@ pub fn run_job(
         engine = WindowEngine::from_state(plan.clone(), cp.engine);
         sink.restore(&cp.sink)?;
         source.seek(cp.source_position)?;
+        source.resume_after(engine.max_event_time());
         seq = cp.seq;
         position = cp.source_position;
         resumed_from = Some(cp.seq);

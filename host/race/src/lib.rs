@@ -22,5 +22,6 @@ pub mod livetiming;
 pub mod openf1;
 pub mod time;
 pub mod timing;
+pub mod track;
 
 pub use error::RaceDataError;

@@ -127,8 +127,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 
 /// Prints, per second of racing, who was fastest and the field's averages, and
 /// race control's changes as the windows see them.
-struct Summaries {
+pub(crate) struct Summaries {
     plan: Arc<JobPlan>,
+    /// Event time shown as 0:00.0: the first window's start (0 for the simulator).
+    origin: Option<EventTime>,
     every: EventTime,
     current: Option<EventTime>,
     windows: Vec<WindowResult>,
@@ -141,9 +143,10 @@ struct Summaries {
 }
 
 impl Summaries {
-    fn new(plan: Arc<JobPlan>, every_s: u64) -> Self {
+    pub(crate) fn new(plan: Arc<JobPlan>, every_s: u64) -> Self {
         let col = |n: &str| plan.aggregates.names().iter().position(|x| x == n);
         Summaries {
+            origin: None,
             every: every_s as EventTime * plan.schema.time.unit.ticks_per_second(),
             current: None,
             windows: Vec::new(),
@@ -158,6 +161,7 @@ impl Summaries {
 
     /// `[  m:ss.s]` of an event time (tenths truncated, so 59.99 s is `0:59.9`).
     fn clock(&self, ts: EventTime) -> String {
+        let ts = ts - self.origin.unwrap_or(0);
         let ms = ts as i128 * 1000 / self.plan.schema.time.unit.ticks_per_second() as i128;
         let sign = if ms < 0 { "-" } else { "" };
         let ms = ms.unsigned_abs();
@@ -187,7 +191,7 @@ impl Summaries {
         }
     }
 
-    fn print_pending(&mut self) {
+    pub(crate) fn print_pending(&mut self) {
         let Some(start) = self.current else { return };
         let ws = std::mem::take(&mut self.windows);
         let mut line = format!("{} {:>2} cars", self.clock(start), ws.len());
@@ -237,6 +241,7 @@ impl Summaries {
 
 impl Collector for Summaries {
     fn window(&mut self, w: WindowResult) {
+        self.origin.get_or_insert(w.start);
         if self.current != Some(w.start) {
             let due = match self.current {
                 None => true,

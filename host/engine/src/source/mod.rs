@@ -13,13 +13,16 @@ pub mod file;
 pub mod memory;
 pub mod ndjson;
 pub mod push;
+pub mod replay;
 pub mod sim;
+pub mod with_events;
 
 use serde::{Deserialize, Serialize};
 
 use crate::batch::RowChunk;
 use crate::error::SourceError;
 use crate::schema::Schema;
+use crate::time::EventTime;
 
 /// What a source does with a malformed record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -74,4 +77,32 @@ pub trait Source: Send {
     /// instead of allocating (and page-faulting) fresh ones for every chunk.
     /// Sources that do not pool buffers just drop it.
     fn recycle(&mut self, _chunk: RowChunk) {}
+
+    /// Told, after [`Source::seek`] on a checkpoint restore, the largest event time
+    /// the engine had seen at that position — what a source needs that derives
+    /// anything from event time (e.g. [`with_events::WithEvents`]). Most ignore it.
+    fn resume_after(&mut self, _max_event_time: Option<EventTime>) {}
+}
+
+/// A boxed source is a source, so wrappers ([`with_events::WithEvents`],
+/// [`replay::Replay`]) can take one chosen at run time.
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn schema(&self) -> &Schema {
+        (**self).schema()
+    }
+    fn next_chunk(&mut self) -> Result<Option<RowChunk>, SourceError> {
+        (**self).next_chunk()
+    }
+    fn seek(&mut self, position: u64) -> Result<(), SourceError> {
+        (**self).seek(position)
+    }
+    fn recycle(&mut self, chunk: RowChunk) {
+        (**self).recycle(chunk)
+    }
+    fn resume_after(&mut self, max_event_time: Option<EventTime>) {
+        (**self).resume_after(max_event_time)
+    }
 }

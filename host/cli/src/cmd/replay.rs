@@ -1,0 +1,180 @@
+//! `pitwall replay --data DIR`: a recorded real race through the engine.
+//!
+//! Reads an OpenF1 session folder (`location/`, with `race_control` and `pit`
+//! tables beside it) or an F1 live-timing archive (`livetiming_raw/*.jsonStream`),
+//! merges the race-control events into the telemetry by event time, replays it at a
+//! speed factor from a chosen point of the race, and prints the per-window summaries
+//! and race-control changes (the same printer as `pitwall run`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use pitwall_engine::aggregate::{AggregateKind, AggregateSpec};
+use pitwall_engine::config::{CheckpointConfig, InputConfig, StateConfig, WindowConfig};
+use pitwall_engine::job::{JobOptions, run_job};
+use pitwall_engine::source::replay::{Replay, ReplayOptions};
+use pitwall_engine::source::with_events::WithEvents;
+use pitwall_engine::source::{OnError, Source, SourceOptions};
+use pitwall_engine::time::ConfigDuration;
+use pitwall_engine::{JobConfig, Schema};
+use pitwall_race::{livetiming, openf1};
+
+use super::run::Summaries;
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// A session folder: OpenF1 CSV (`location/`, `openf1_race_control.csv`, `openf1_pit.csv`)
+    /// or a live-timing archive (`livetiming_raw/`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Replay speed: 1 = real time, 10 = ten times faster, 0 = as fast as possible.
+    #[arg(long, default_value_t = 0.0)]
+    pub speed: f64,
+    /// Start this far into the recording (e.g. `20m`); earlier rows are skipped.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Window size.
+    #[arg(long, default_value = "1s")]
+    pub window: String,
+    /// Print one summary line every this many seconds of event time.
+    #[arg(long, default_value_t = 60)]
+    pub every: u64,
+}
+
+/// The formats `replay` knows.
+enum Format {
+    OpenF1,
+    LiveTiming(PathBuf),
+}
+
+fn detect(dir: &Path) -> anyhow::Result<Format> {
+    if dir.join("location").is_dir() || dir.join("location.csv").is_file() {
+        return Ok(Format::OpenF1);
+    }
+    for d in [dir.join("livetiming_raw"), dir.to_path_buf()] {
+        if d.join("CarData.z.jsonStream").is_file() || d.join("Position.z.jsonStream").is_file() {
+            return Ok(Format::LiveTiming(d));
+        }
+    }
+    bail!(
+        "{} is neither an OpenF1 session folder (location/) nor a live-timing archive \
+         (livetiming_raw/ with CarData.z or Position.z)",
+        dir.display()
+    )
+}
+
+/// A job over the recording's own schema: rows per car per window, last position,
+/// and speed figures where the feed has them.
+fn job_for(schema: &Schema, window: &str) -> anyhow::Result<JobConfig> {
+    let has = |c: &str| schema.channel_index(c).is_some();
+    let mut aggregates = vec![AggregateSpec::new(AggregateKind::Count, None)];
+    for (kind, ch) in [
+        (AggregateKind::Last, "x"),
+        (AggregateKind::Last, "y"),
+        (AggregateKind::Max, "speed"),
+        (AggregateKind::Mean, "speed"),
+        (AggregateKind::Mean, "throttle"),
+    ] {
+        if has(ch) {
+            aggregates.push(AggregateSpec::new(kind, Some(ch)));
+        }
+    }
+    Ok(JobConfig {
+        schema: schema.clone(),
+        window: WindowConfig {
+            size: ConfigDuration::try_from(window.to_string()).map_err(anyhow::Error::msg)?,
+            bound: ConfigDuration::from_millis(1000),
+            allowed_lateness: None,
+        },
+        state: StateConfig {
+            ttl: Some(ConfigDuration::from_millis(120_000)),
+        },
+        checkpoint: CheckpointConfig::default(),
+        input: InputConfig::default(),
+        aggregates,
+    })
+}
+
+pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
+    let opts = |schema: &Schema| SourceOptions {
+        projection: vec![true; schema.channels.len()],
+        on_error: OnError::Fail,
+        chunk_rows: 2048,
+    };
+    let (source, events): (Box<dyn Source>, _) = match detect(&args.data)? {
+        Format::OpenF1 => {
+            let probe = openf1::OpenF1LocationSource::open(
+                &args.data,
+                &SourceOptions {
+                    chunk_rows: 2048,
+                    ..SourceOptions::all(&Schema::f1_bench())
+                },
+            )?;
+            let o = opts(probe.schema());
+            let src = openf1::OpenF1LocationSource::open(&args.data, &o)?;
+            let events = openf1::race_events(&args.data).unwrap_or_else(|e| {
+                tracing::warn!("no race-control events: {e}");
+                Vec::new()
+            });
+            (Box::new(src), events)
+        }
+        Format::LiveTiming(dir) => {
+            let schema = livetiming::telemetry_schema();
+            let src = livetiming::LiveTimingTelemetrySource::open(&dir, opts(&schema))?;
+            let events = livetiming::race_events(&dir)?;
+            (Box::new(src), events)
+        }
+    };
+    let config = job_for(source.schema(), &args.window)?;
+    let plan = Arc::new(config.plan().context("planning the replay job")?);
+    let first_ts = events.first().map(|e| e.ts);
+    let n_events = events.len();
+    let merged = WithEvents::new(source, events);
+    let start_at = match &args.from {
+        Some(d) => {
+            let d = ConfigDuration::try_from(d.clone()).map_err(anyhow::Error::msg)?;
+            let origin = first_ts.context("--from needs a recording with a known start")?;
+            Some(origin + d.0.as_millis() as i64)
+        }
+        None => None,
+    };
+    if args.speed.is_nan() || args.speed < 0.0 {
+        bail!("--speed must be >= 0");
+    }
+    let replay = Replay::new(
+        merged,
+        ReplayOptions {
+            speed: (args.speed > 0.0).then_some(args.speed),
+            start_at,
+            ticks_per_second: plan.schema.time.unit.ticks_per_second(),
+        },
+    );
+    eprintln!(
+        "pitwall: replaying {} ({} race-control events) at {}",
+        args.data.display(),
+        n_events,
+        if args.speed > 0.0 {
+            format!("{}x real time", args.speed)
+        } else {
+            "full speed".into()
+        }
+    );
+    let mut sink = Summaries::new(plan.clone(), args.every.max(1));
+    let job = JobOptions {
+        stop: Some(super::stop_on_ctrl_c()),
+        ..JobOptions::default()
+    };
+    let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
+    sink.print_pending();
+    let s = &summary.stats;
+    eprintln!(
+        "done: rows {}  late {}  windows {}  race-control events {}  in {:.2} s",
+        s.rows_in,
+        s.late_rows,
+        s.windows_fired,
+        s.broadcast_events,
+        summary.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
