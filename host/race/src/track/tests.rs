@@ -213,15 +213,11 @@ fn austria() -> Option<(PathBuf, Vec<TrackSample>)> {
 
 const FLAG_MS: i64 = 1_719_757_645_000; // 2024-06-30T14:27:25Z, race_control CHEQUERED FLAG
 
+type Snapshots = Vec<(i64, Vec<CarTrackState>)>;
+
 /// Runs the race; returns the model after it, the snapshot 10 s after the flag, and
 /// the (time, snapshot) every 1 s of event time.
-fn run_austria(
-    samples: &[TrackSample],
-) -> (
-    TrackModel,
-    Vec<CarTrackState>,
-    Vec<(i64, Vec<CarTrackState>)>,
-) {
+fn run_austria(samples: &[TrackSample]) -> (TrackModel, Vec<CarTrackState>, Snapshots) {
     let line = ReferenceLine::from_samples(samples).unwrap();
     let mut m = TrackModel::new(line, TrackConfig::default());
     let mut at_flag = None;
@@ -238,6 +234,28 @@ fn run_austria(
         m.push(s).unwrap();
     }
     (m, at_flag.unwrap(), every)
+}
+
+#[test]
+fn austria_release_timing() {
+    let Some((_, samples)) = austria() else {
+        return;
+    };
+    let t0 = std::time::Instant::now();
+    let line = ReferenceLine::from_samples(&samples).unwrap();
+    let t1 = std::time::Instant::now();
+    let mut m = TrackModel::new(line, TrackConfig::default());
+    for s in &samples {
+        m.push(s).unwrap();
+    }
+    let snap = m.snapshot();
+    println!(
+        "line {:?}, {} samples {:?}, {} cars",
+        t1 - t0,
+        samples.len(),
+        t1.elapsed(),
+        snap.len()
+    );
 }
 
 #[test]

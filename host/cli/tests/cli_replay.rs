@@ -1,0 +1,75 @@
+//! `pitwall replay` on the real recorded races in the shared data directory
+//! (`PITWALL_DATA_DIR`, default `../shared/data` beside the checkout). Skipped,
+//! visibly, when the data is not there.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("PITWALL_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
+        });
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        println!("skipping: no data dir at {}", dir.display());
+        None
+    }
+}
+
+fn replay(dir: PathBuf) -> (String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .args(["replay", "--data"])
+        .arg(&dir)
+        .args(["--every", "600"])
+        .output()
+        .expect("runs pitwall");
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert!(
+        o.status.success(),
+        "replay of {} failed:\n{err}",
+        dir.display()
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    (out, err)
+}
+
+#[test]
+fn austria_2024_replays_with_its_race_control() {
+    let Some(data) = data_dir() else { return };
+    let (out, err) = replay(data.join("f1/2024_austria_race"));
+    // Every location row of all 20 cars goes through the engine.
+    assert!(err.contains("rows 419520"), "{err}");
+    assert!(err.contains("late 0"), "{err}");
+    // The VSC near the end and the flag, from OpenF1 race_control.
+    assert!(out.contains("VIRTUAL SAFETY CAR deployed"), "{out}");
+    assert!(out.contains("CHEQUERED FLAG"), "{out}");
+    assert!(out.contains("20 cars"), "{out}");
+}
+
+#[test]
+fn mexico_qualifying_live_timing_replays() {
+    let Some(data) = data_dir() else { return };
+    let (out, err) = replay(data.join("f1/2025_mexico_city_qualifying"));
+    assert!(out.contains("20 cars"), "{out}");
+    // 20 cars x 17,356 CarData samples + 20 x 17,920 Position samples (data README).
+    assert!(err.contains("rows 705520"), "{err}");
+}
+
+#[test]
+fn a_folder_of_neither_format_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .args(["replay", "--data"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("neither an OpenF1 session folder"), "{err}");
+}
