@@ -73,3 +73,45 @@ fn a_folder_of_neither_format_is_a_clear_error() {
     assert!(!o.status.success());
     assert!(err.contains("neither an OpenF1 session folder"), "{err}");
 }
+
+#[test]
+fn austria_frames_are_deterministic_and_carry_the_race() {
+    let Some(data) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        let out = tmp.path().join(name);
+        let o = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+            .args(["replay", "--data"])
+            .arg(data.join("f1/2024_austria_race"))
+            .arg("--frames-out")
+            .arg(&out)
+            .output()
+            .expect("runs pitwall");
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        std::fs::read(out).unwrap()
+    };
+    let a = run("a.ndjson");
+    let b = run("b.ndjson");
+    assert!(a == b, "two replays must write byte-identical frame files");
+    let text = String::from_utf8(a).unwrap();
+    let frames: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(frames.len() > 5000, "{} frames", frames.len());
+    // Frames are in order, one per window.
+    for w in frames.windows(2) {
+        assert!(w[0]["window_start_ms"].as_i64() < w[1]["window_start_ms"].as_i64());
+    }
+    // The derived leader lap reaches the race distance (71 laps) by the end, and
+    // the chequered flag is in the race state.
+    let last = frames.last().unwrap();
+    assert!(
+        last["race"]["lap"].as_u64().unwrap() >= 71,
+        "{}",
+        last["race"]
+    );
+    assert_eq!(last["race"]["flag"], "chequered");
+    assert_eq!(last["cars"].as_array().unwrap().len(), 20);
+}

@@ -18,6 +18,7 @@
 
 pub mod error;
 pub mod fastf1;
+pub mod frames;
 pub mod livetiming;
 pub mod openf1;
 pub mod time;

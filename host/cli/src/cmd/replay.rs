@@ -6,6 +6,7 @@
 //! speed factor from a chosen point of the race, and prints the per-window summaries
 //! and race-control changes (the same printer as `pitwall run`).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ use pitwall_engine::source::with_events::WithEvents;
 use pitwall_engine::source::{OnError, Source, SourceOptions};
 use pitwall_engine::time::ConfigDuration;
 use pitwall_engine::{JobConfig, Schema};
+use pitwall_race::frames::{FlatBufferFrames, FrameAssembler, NdjsonFrames, TrackTimeline};
+use pitwall_race::track::TrackSample;
 use pitwall_race::{livetiming, openf1};
 
 use super::run::Summaries;
@@ -40,6 +43,34 @@ pub struct ReplayArgs {
     /// Print one summary line every this many seconds of event time.
     #[arg(long, default_value_t = 60)]
     pub every: u64,
+    /// Write one race frame per window here instead of printing summaries:
+    /// `.ndjson` (inspection) or `.pwrf` (length-prefixed FlatBuffers, as plugins get them).
+    #[arg(long)]
+    pub frames_out: Option<PathBuf>,
+}
+
+/// Track state for an OpenF1 session, from its location files (`None` if the
+/// folder has none or no reference line can be built).
+fn openf1_track(dir: &Path, window_ms: i64) -> anyhow::Result<Option<TrackTimeline>> {
+    let loc = dir.join("location");
+    if !loc.is_dir() {
+        return Ok(None);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&loc)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    files.sort();
+    let mut samples = Vec::new();
+    for f in &files {
+        samples.extend(
+            openf1::read_location(f)?
+                .iter()
+                .map(TrackSample::from_openf1),
+        );
+    }
+    samples.sort_by_key(|s| (s.ts_ms, s.car));
+    Ok(TrackTimeline::build(&samples, window_ms))
 }
 
 /// The formats `replay` knows.
@@ -102,7 +133,9 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         on_error: OnError::Fail,
         chunk_rows: 2048,
     };
-    let (source, events): (Box<dyn Source>, _) = match detect(&args.data)? {
+    let format = detect(&args.data)?;
+    let is_openf1 = matches!(format, Format::OpenF1);
+    let (source, events): (Box<dyn Source>, _) = match format {
         Format::OpenF1 => {
             let probe = openf1::OpenF1LocationSource::open(
                 &args.data,
@@ -160,13 +193,59 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             "full speed".into()
         }
     );
-    let mut sink = Summaries::new(plan.clone(), args.every.max(1));
     let job = JobOptions {
         stop: Some(super::stop_on_ctrl_c()),
         ..JobOptions::default()
     };
-    let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
-    sink.print_pending();
+    let summary = match &args.frames_out {
+        None => {
+            let mut sink = Summaries::new(plan.clone(), args.every.max(1));
+            let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
+            sink.print_pending();
+            summary
+        }
+        Some(path) => {
+            let window_ms = plan.size;
+            let track = if is_openf1 {
+                openf1_track(&args.data, window_ms)?
+            } else {
+                None
+            };
+            if track.is_none() {
+                eprintln!(
+                    "no position-derived track state for this recording; frames carry aggregates and race state"
+                );
+            }
+            let session = args
+                .data
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let names = plan.aggregates.names().to_vec();
+            let file = std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            );
+            let flat = path.extension().is_some_and(|e| e == "pwrf");
+            let (summary, frames) = if flat {
+                let mut sink =
+                    FrameAssembler::new(FlatBufferFrames(file), session, window_ms, names, track);
+                let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
+                let (mut out, n) = sink.finish()?;
+                out.0.flush()?;
+                (summary, n)
+            } else {
+                let mut sink =
+                    FrameAssembler::new(NdjsonFrames(file), session, window_ms, names, track);
+                let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
+                let (mut out, n) = sink.finish()?;
+                out.0.flush()?;
+                (summary, n)
+            };
+            eprintln!("wrote {frames} frames to {}", path.display());
+            summary
+        }
+    };
     let s = &summary.stats;
     eprintln!(
         "done: rows {}  late {}  windows {}  race-control events {}  in {:.2} s",

@@ -1,0 +1,371 @@
+//! Race frames: one per window, assembled from the engine's fired windows, the
+//! broadcast state they carry, and the track model's per-car state.
+//!
+//! In: [`WindowResult`]s (all cars of a window start arrive together, in order of
+//! start — the engine's firing order), a [`TrackTimeline`] (track state per window
+//! end, computed from the position samples), the job's aggregate names. Out:
+//! [`RaceFrameData`] (the plugin-sdk mirror of the FlatBuffers frame) per window, in
+//! order, to any [`FrameSink`] — an NDJSON file for inspection, a length-prefixed
+//! FlatBuffers file, or (issue 4) the plugin runtime.
+//!
+//! Everything here is a function of event time and input order, so a replay gives
+//! byte-identical frame files.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use pitwall_engine::broadcast::BroadcastState;
+use pitwall_engine::job::JobSink;
+use pitwall_engine::{Collector, EventTime, LateRow, WindowResult};
+use pitwall_plugin_sdk::frame::{
+    CarFrameData, Compound, Flag, PitEventData, PitEventKind, RaceFrameData, RaceStateData,
+};
+
+use crate::track::{CarTrackState, ReferenceLine, TrackConfig, TrackModel, TrackSample};
+
+/// Track state of every car at the end of every window.
+#[derive(Debug, Clone, Default)]
+pub struct TrackTimeline {
+    /// Window start → the cars' states after the window's last sample.
+    by_window: BTreeMap<EventTime, Vec<CarTrackState>>,
+    /// The reference line's length (m).
+    pub lap_length_m: f64,
+}
+
+impl TrackTimeline {
+    /// Runs the track model over `samples` (sorted by time) and snapshots it at the
+    /// end of every `window_ms` window. `None` when no reference line can be built.
+    pub fn build(samples: &[TrackSample], window_ms: i64) -> Option<Self> {
+        let line = ReferenceLine::from_samples(samples)?;
+        let lap_length_m = line.length();
+        let mut model = TrackModel::new(line, TrackConfig::default());
+        let mut by_window = BTreeMap::new();
+        let mut current: Option<EventTime> = None;
+        for s in samples {
+            let ws = s.ts_ms - s.ts_ms.rem_euclid(window_ms);
+            if let Some(c) = current
+                && ws != c
+            {
+                by_window.insert(c, model.snapshot());
+            }
+            current = Some(ws);
+            if model.push(s).is_err() {
+                return None;
+            }
+        }
+        if let Some(c) = current {
+            by_window.insert(c, model.snapshot());
+        }
+        Some(TrackTimeline {
+            by_window,
+            lap_length_m,
+        })
+    }
+
+    /// The cars' states at the end of the window starting at `ws` (the latest
+    /// window at or before it that had samples).
+    pub fn at(&self, ws: EventTime) -> Option<&[CarTrackState]> {
+        self.by_window
+            .range(..=ws)
+            .next_back()
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Where frames go.
+pub trait FrameSink {
+    fn frame(&mut self, frame: &RaceFrameData) -> std::io::Result<()>;
+}
+
+/// One frame per line, as JSON (`RaceFrameData::to_ndjson_line`).
+pub struct NdjsonFrames<W: Write>(pub W);
+
+impl<W: Write> FrameSink for NdjsonFrames<W> {
+    fn frame(&mut self, frame: &RaceFrameData) -> std::io::Result<()> {
+        self.0.write_all(frame.to_ndjson_line().as_bytes())?;
+        self.0.write_all(b"\n")
+    }
+}
+
+/// Each frame as a FlatBuffer, prefixed by its length (u32, little-endian).
+pub struct FlatBufferFrames<W: Write>(pub W);
+
+impl<W: Write> FrameSink for FlatBufferFrames<W> {
+    fn frame(&mut self, frame: &RaceFrameData) -> std::io::Result<()> {
+        let bytes = frame.to_flatbuffer();
+        self.0.write_all(&(bytes.len() as u32).to_le_bytes())?;
+        self.0.write_all(&bytes)
+    }
+}
+
+/// Collects frames in memory (tests).
+impl FrameSink for Vec<RaceFrameData> {
+    fn frame(&mut self, frame: &RaceFrameData) -> std::io::Result<()> {
+        self.push(frame.clone());
+        Ok(())
+    }
+}
+
+/// Builds one frame per window start from the engine's outputs.
+pub struct FrameAssembler<S> {
+    sink: S,
+    session: String,
+    window_ms: i64,
+    aggregate_names: Vec<String>,
+    track: Option<TrackTimeline>,
+    total_laps: u16,
+    current: Option<EventTime>,
+    windows: Vec<WindowResult>,
+    previous_race: Arc<BroadcastState>,
+    seq: u64,
+    /// Late rows seen (the frame for their window had already gone).
+    pub late_rows: u64,
+    /// The first error of the sink, if any.
+    pub error: Option<std::io::Error>,
+}
+
+impl<S: FrameSink> FrameAssembler<S> {
+    pub fn new(
+        sink: S,
+        session: impl Into<String>,
+        window_ms: i64,
+        aggregate_names: Vec<String>,
+        track: Option<TrackTimeline>,
+    ) -> Self {
+        FrameAssembler {
+            sink,
+            session: session.into(),
+            window_ms,
+            aggregate_names,
+            track,
+            total_laps: 0,
+            current: None,
+            windows: Vec::new(),
+            previous_race: Arc::default(),
+            seq: 0,
+            late_rows: 0,
+            error: None,
+        }
+    }
+
+    /// The scheduled race distance, when known.
+    pub fn with_total_laps(mut self, laps: u16) -> Self {
+        self.total_laps = laps;
+        self
+    }
+
+    /// Emits the last window's frame (call when the job has ended).
+    pub fn finish(mut self) -> Result<(S, u64), std::io::Error> {
+        self.flush();
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok((self.sink, self.seq)),
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(start) = self.current.take() else {
+            return;
+        };
+        let mut windows = std::mem::take(&mut self.windows);
+        windows.sort_by_key(|w| car_number(&w.car));
+        let race_now = windows
+            .first()
+            .map(|w| w.broadcast.clone())
+            .unwrap_or_default();
+        let track = self.track.as_ref().and_then(|t| t.at(start));
+        let track_of = |car: u16| track.and_then(|t| t.iter().find(|c| c.car == car as u32));
+        let cars = windows
+            .iter()
+            .map(|w| {
+                let car = car_number(&w.car);
+                let mut c = CarFrameData {
+                    car,
+                    rows: w.rows.min(u32::MAX as u64) as u32,
+                    aggregates: w.values.clone(),
+                    in_pit: race_now.in_pit.contains(&*w.car),
+                    retired: race_now.retired.contains(&*w.car),
+                    tyre_compound: race_now
+                        .tyres
+                        .get(&*w.car)
+                        .map_or(Compound::Unknown, |t| compound(t)),
+                    ..CarFrameData::default()
+                };
+                if let Some(t) = track_of(car) {
+                    c.lap = t.lap.min(u16::MAX as u32) as u16;
+                    c.lap_distance_m = t.lap_distance_m as f32;
+                    c.total_distance_m = t.total_distance_m;
+                    c.speed_kmh = t.speed_kmh as f32;
+                    c.position = t.position.min(u8::MAX as u32) as u8;
+                    c.gap_to_leader_s = t.gap_to_leader_s.unwrap_or(f64::NAN);
+                    c.interval_s = t.interval_s.unwrap_or(f64::NAN);
+                    c.in_pit |= t.in_pit;
+                    c.retired |= t.stopped;
+                }
+                c
+            })
+            .collect::<Vec<_>>();
+        let leader_lap = track
+            .and_then(|t| t.iter().find(|c| c.position == 1))
+            .map(|c| c.lap.min(u16::MAX as u32) as u16)
+            .or_else(|| {
+                race_now
+                    .other
+                    .get("lap")
+                    .and_then(|l| l.parse::<u16>().ok())
+            })
+            .unwrap_or(0);
+        let race = RaceStateData {
+            lap: leader_lap,
+            total_laps: self.total_laps,
+            flag: flag(race_now.flag.as_deref()),
+            safety_car: race_now.safety_car,
+            virtual_safety_car: race_now.virtual_safety_car,
+            pit_events: pit_events(&self.previous_race, &race_now, start),
+        };
+        let frame = RaceFrameData {
+            window_start_ms: start,
+            window_end_ms: start + self.window_ms,
+            seq: self.seq,
+            session: self.session.clone(),
+            race,
+            cars,
+            aggregate_names: self.aggregate_names.clone(),
+            kernels: Vec::new(),
+        };
+        self.seq += 1;
+        self.previous_race = race_now;
+        if let Err(e) = self.sink.frame(&frame)
+            && self.error.is_none()
+        {
+            self.error = Some(e);
+        }
+    }
+}
+
+impl<S: FrameSink> Collector for FrameAssembler<S> {
+    fn window(&mut self, w: WindowResult) {
+        if self.current != Some(w.start) {
+            self.flush();
+            self.current = Some(w.start);
+        }
+        self.windows.push(w);
+    }
+
+    fn late(&mut self, _row: LateRow<'_>) {
+        self.late_rows += 1;
+    }
+}
+
+impl<S: FrameSink> JobSink for FrameAssembler<S> {}
+
+fn car_number(car: &str) -> u16 {
+    car.parse().unwrap_or(0)
+}
+
+/// Pit lane entries and exits between two race states, stamped at the window start
+/// (the broadcast state keeps who is in the lane, not when each one entered).
+fn pit_events(prev: &BroadcastState, now: &BroadcastState, ts: EventTime) -> Vec<PitEventData> {
+    let mut out: Vec<PitEventData> = now
+        .in_pit
+        .difference(&prev.in_pit)
+        .map(|c| (c, PitEventKind::PitIn))
+        .chain(
+            prev.in_pit
+                .difference(&now.in_pit)
+                .map(|c| (c, PitEventKind::PitOut)),
+        )
+        .map(|(c, kind)| PitEventData {
+            car: car_number(c),
+            kind,
+            ts_ms: ts,
+        })
+        .collect();
+    out.sort_by_key(|e| (e.car, e.kind as u8));
+    out
+}
+
+fn flag(f: Option<&str>) -> Flag {
+    match f.map(|f| f.to_ascii_uppercase()) {
+        Some(f) if f == "GREEN" || f == "CLEAR" => Flag::Green,
+        Some(f) if f == "YELLOW" => Flag::Yellow,
+        Some(f) if f == "DOUBLE YELLOW" => Flag::DoubleYellow,
+        Some(f) if f == "RED" => Flag::Red,
+        Some(f) if f == "CHEQUERED" => Flag::Chequered,
+        _ => Flag::None,
+    }
+}
+
+fn compound(c: &str) -> Compound {
+    match c.to_ascii_uppercase().as_str() {
+        "SOFT" => Compound::Soft,
+        "MEDIUM" => Compound::Medium,
+        "HARD" => Compound::Hard,
+        "INTERMEDIATE" => Compound::Intermediate,
+        "WET" => Compound::Wet,
+        _ => Compound::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pitwall_engine::broadcast::BroadcastState;
+
+    fn result(car: &str, start: i64, race: &Arc<BroadcastState>) -> WindowResult {
+        WindowResult {
+            key: 0,
+            car: Arc::from(car),
+            start,
+            rows: 4,
+            values: vec![4.0, 1.5],
+            broadcast: race.clone(),
+        }
+    }
+
+    #[test]
+    fn one_frame_per_window_with_cars_sorted_and_pit_events_derived() {
+        let mut green = BroadcastState::default();
+        green.flag = Some("GREEN".into());
+        let green = Arc::new(green);
+        let mut pit = (*green).clone();
+        pit.in_pit.insert("44".into());
+        pit.tyres.insert("44".into(), "HARD".into());
+        pit.safety_car = true;
+        let pit = Arc::new(pit);
+        let mut a = FrameAssembler::new(
+            Vec::<RaceFrameData>::new(),
+            "test",
+            1000,
+            vec!["count".into(), "last_x".into()],
+            None,
+        );
+        for w in [
+            result("44", 0, &green),
+            result("4", 0, &green),
+            result("4", 1000, &pit),
+            result("44", 1000, &pit),
+        ] {
+            a.window(w);
+        }
+        let (frames, n) = a.finish().unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(
+            frames[0].cars.iter().map(|c| c.car).collect::<Vec<_>>(),
+            [4, 44]
+        );
+        assert_eq!(frames[0].race.flag, Flag::Green);
+        assert!(frames[0].race.pit_events.is_empty());
+        let f1 = &frames[1];
+        assert_eq!(f1.seq, 1);
+        assert!(f1.race.safety_car);
+        assert_eq!(f1.race.pit_events.len(), 1);
+        assert_eq!(f1.race.pit_events[0].car, 44);
+        assert!(f1.cars[1].in_pit);
+        assert_eq!(f1.cars[1].tyre_compound, Compound::Hard);
+        // The frames survive the FlatBuffers round trip.
+        let back = RaceFrameData::from_flatbuffer(&f1.to_flatbuffer()).unwrap();
+        assert_eq!(back.race, f1.race);
+    }
+}
