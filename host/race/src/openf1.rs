@@ -304,11 +304,22 @@ pub(crate) fn parse_csv<C, T>(
     Ok(out)
 }
 
+/// Reads a text file; a `.gz` file is decompressed (the bundled race is stored so).
 pub(crate) fn read_text(path: &Path) -> Result<String, RaceDataError> {
-    std::fs::read_to_string(path).map_err(|source| RaceDataError::Io {
+    let io = |source| RaceDataError::Io {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    if path.extension().is_some_and(|e| e == "gz") {
+        use std::io::Read;
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::io::BufReader::new(file))
+            .read_to_string(&mut text)
+            .map_err(io)?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).map_err(io)
 }
 
 // ---------------------------------------------------------------------------
@@ -486,12 +497,17 @@ fn table_files(dir: &Path, table: &str) -> Result<Vec<PathBuf>, RaceDataError> {
     Ok(table_file(dir, table).into_iter().collect())
 }
 
-/// `<dir>/openf1_<table>.csv` or `<dir>/<table>.csv`, whichever exists.
+/// `<dir>/openf1_<table>.csv` or `<dir>/<table>.csv` (or either gzipped), whichever exists.
 fn table_file(dir: &Path, table: &str) -> Option<PathBuf> {
-    [format!("openf1_{table}.csv"), format!("{table}.csv")]
-        .into_iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+    [
+        format!("openf1_{table}.csv"),
+        format!("{table}.csv"),
+        format!("openf1_{table}.csv.gz"),
+        format!("{table}.csv.gz"),
+    ]
+    .into_iter()
+    .map(|n| dir.join(n))
+    .find(|p| p.is_file())
 }
 
 fn telemetry_schema(with_car_data: bool) -> Schema {

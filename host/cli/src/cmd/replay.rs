@@ -24,6 +24,90 @@ use pitwall_race::track::TrackSample;
 use pitwall_race::{livetiming, openf1};
 
 use super::run::Summaries;
+use pitwall_plugin_sdk::frame::{Flag, PitEventKind, RaceFrameData};
+
+/// Prints race frames for people: every `every` of event time the running order
+/// with gaps, and at once every change of flag, safety car and pit lane.
+struct PrintFrames {
+    every_ms: i64,
+    origin: Option<i64>,
+    last_print: Option<i64>,
+    last: Option<(Flag, bool, bool)>,
+}
+
+impl PrintFrames {
+    fn clock(&self, ts: i64) -> String {
+        let ms = (ts - self.origin.unwrap_or(ts)).max(0);
+        format!(
+            "[{:>4}:{:02}.{}]",
+            ms / 60_000,
+            ms % 60_000 / 1000,
+            ms % 1000 / 100
+        )
+    }
+}
+
+impl pitwall_race::frames::FrameSink for PrintFrames {
+    fn frame(&mut self, f: &RaceFrameData) -> std::io::Result<()> {
+        self.origin.get_or_insert(f.window_start_ms);
+        let r = &f.race;
+        let state = (r.flag, r.safety_car, r.virtual_safety_car);
+        if self.last != Some(state) {
+            let mut what = format!("{:?} flag", r.flag).to_uppercase();
+            if r.safety_car {
+                what += ", SAFETY CAR";
+            }
+            if r.virtual_safety_car {
+                what += ", VIRTUAL SAFETY CAR";
+            }
+            println!("{} {what}", self.clock(f.window_start_ms));
+            self.last = Some(state);
+        }
+        for e in &r.pit_events {
+            let lap = f.cars.iter().find(|c| c.car == e.car).map_or(0, |c| c.lap);
+            let verb = match e.kind {
+                PitEventKind::PitIn => "enters the pit lane",
+                PitEventKind::PitOut => "leaves the pit lane",
+            };
+            println!("{} #{} {verb} (lap {lap})", self.clock(e.ts_ms), e.car);
+        }
+        if self
+            .last_print
+            .is_some_and(|t| f.window_start_ms - t < self.every_ms)
+        {
+            return Ok(());
+        }
+        self.last_print = Some(f.window_start_ms);
+        let mut order: Vec<_> = f.cars.iter().filter(|c| c.position > 0).collect();
+        order.sort_by_key(|c| c.position);
+        let mut line = format!(
+            "{} lap {:>2} | {:<9}",
+            self.clock(f.window_start_ms),
+            r.lap,
+            format!("{:?}", r.flag).to_uppercase()
+        );
+        for c in order.iter().take(6) {
+            line += &match c.position {
+                1 => format!(" | P1 #{}", c.car),
+                p if c.interval_s.is_finite() => {
+                    format!(" P{p} #{} +{:.1}s", c.car, c.interval_s)
+                }
+                p => format!(" P{p} #{}", c.car),
+            };
+        }
+        let in_pit: Vec<String> = f
+            .cars
+            .iter()
+            .filter(|c| c.in_pit)
+            .map(|c| format!("#{}", c.car))
+            .collect();
+        if !in_pit.is_empty() {
+            line += &format!(" | pit lane {}", in_pit.join(" "));
+        }
+        println!("{line}");
+        Ok(())
+    }
+}
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
@@ -53,13 +137,21 @@ pub struct ReplayArgs {
 /// folder has none or no reference line can be built).
 fn openf1_track(dir: &Path, window_ms: i64) -> anyhow::Result<Option<TrackTimeline>> {
     let loc = dir.join("location");
-    if !loc.is_dir() {
+    let mut files: Vec<PathBuf> = if loc.is_dir() {
+        std::fs::read_dir(&loc)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+            .collect()
+    } else {
+        ["location.csv", "location.csv.gz"]
+            .iter()
+            .map(|n| dir.join(n))
+            .filter(|p| p.is_file())
+            .collect()
+    };
+    if files.is_empty() {
         return Ok(None);
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&loc)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
-        .collect();
     files.sort();
     let mut samples = Vec::new();
     for f in &files {
@@ -80,7 +172,10 @@ enum Format {
 }
 
 fn detect(dir: &Path) -> anyhow::Result<Format> {
-    if dir.join("location").is_dir() || dir.join("location.csv").is_file() {
+    if dir.join("location").is_dir()
+        || dir.join("location.csv").is_file()
+        || dir.join("location.csv.gz").is_file()
+    {
         return Ok(Format::OpenF1);
     }
     for d in [dir.join("livetiming_raw"), dir.to_path_buf()] {
@@ -197,7 +292,31 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         stop: Some(super::stop_on_ctrl_c()),
         ..JobOptions::default()
     };
+    let session = args
+        .data
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let track = if is_openf1 {
+        openf1_track(&args.data, plan.size)?
+    } else {
+        None
+    };
     let summary = match &args.frames_out {
+        None if track.is_some() => {
+            // Positions give a running order: print frames for people.
+            let names = plan.aggregates.names().to_vec();
+            let printer = PrintFrames {
+                every_ms: args.every.max(1) as i64 * 1000,
+                origin: None,
+                last_print: None,
+                last: None,
+            };
+            let mut sink = FrameAssembler::new(printer, session, plan.size, names, track);
+            let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
+            sink.finish()?;
+            summary
+        }
         None => {
             let mut sink = Summaries::new(plan.clone(), args.every.max(1));
             let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
@@ -206,21 +325,11 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         }
         Some(path) => {
             let window_ms = plan.size;
-            let track = if is_openf1 {
-                openf1_track(&args.data, window_ms)?
-            } else {
-                None
-            };
             if track.is_none() {
                 eprintln!(
                     "no position-derived track state for this recording; frames carry aggregates and race state"
                 );
             }
-            let session = args
-                .data
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
             let names = plan.aggregates.names().to_vec();
             let file = std::io::BufWriter::new(
                 std::fs::File::create(path)

@@ -1,9 +1,10 @@
-//! `pitwall run`: the main job. For now a simulated race (20 cars, the window
-//! benchmark's channels, race control: flags, safety cars, pit stops) replayed
-//! through the engine, printing a summary of each second of racing as its windows
-//! close, with the race state the windows saw, and a line whenever race control
-//! changes that state. Issue 3 replaces the simulator with a real recorded race,
-//! and issue 6 serves the feeds on localhost.
+//! `pitwall run`: the main job. By default the bundled real race (the 2024 Austrian
+//! GP, `data/2024-austria-race/`) replayed through the engine at 20x real time with
+//! its race control; with `--simulate`, a simulated race (20 cars, the window
+//! benchmark's channels, flags, safety cars, pit stops). Either way it prints a
+//! summary line as the windows close, with the race state the windows saw, and a
+//! line whenever race control changes that state. Issue 6 serves the feeds on
+//! localhost.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,15 +20,28 @@ use pitwall_engine::{Collector, EventTime, JobConfig, JobPlan, LateRow, WindowRe
 /// The job `pitwall run` uses unless given `--config`.
 const DEFAULT_CONFIG: &str = include_str!("../../../../configs/window-bench.toml");
 
+/// The race `pitwall run` replays unless told otherwise (in the checkout).
+const BUNDLED_RACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/2024-austria-race");
+
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// Job config (schema, windows, aggregates); default: configs/window-bench.toml, built in.
+    /// Run the simulator instead of the bundled real race.
+    #[arg(long)]
+    pub simulate: bool,
+    /// A recorded race to replay instead of the bundled one (see `pitwall replay`).
+    #[arg(long, conflicts_with = "simulate")]
+    pub data: Option<PathBuf>,
+    /// Write one race frame per window here (`.ndjson` or `.pwrf`); real races only.
+    #[arg(long, conflicts_with = "simulate")]
+    pub frames_out: Option<PathBuf>,
+    /// Job config for `--simulate` (schema, windows, aggregates); default:
+    /// configs/window-bench.toml, built in.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Cars on track.
+    /// Cars on track (`--simulate`).
     #[arg(long, default_value_t = 20)]
     pub cars: usize,
-    /// Event time to simulate (e.g. `10m`, `90s`).
+    /// Event time to simulate (`--simulate`; e.g. `10m`, `90s`).
     #[arg(long, default_value = "5m")]
     pub duration: String,
     /// Replay speed: 1 = real time, 20 = twenty times faster, 0 = as fast as possible.
@@ -37,7 +51,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Print one summary line every this many seconds of event time.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 30)]
     pub every: u64,
     /// Safety cars and VSCs per hour of racing (0: none).
     #[arg(long, default_value_t = RaceConfig::default().safety_car_per_hour)]
@@ -52,6 +66,26 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    if !args.simulate {
+        let data = args
+            .data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(BUNDLED_RACE));
+        if !data.is_dir() {
+            bail!(
+                "the bundled race is not at {} (run from a checkout, give --data DIR, or use --simulate)",
+                data.display()
+            );
+        }
+        return super::replay::run(&super::replay::ReplayArgs {
+            data,
+            speed: args.speed,
+            from: None,
+            window: "1s".into(),
+            every: args.every,
+            frames_out: args.frames_out.clone(),
+        });
+    }
     let config = match &args.config {
         Some(p) => JobConfig::load(p)?,
         None => JobConfig::parse(DEFAULT_CONFIG)?,
