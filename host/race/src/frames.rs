@@ -118,6 +118,8 @@ pub struct FrameAssembler<S> {
     current: Option<EventTime>,
     windows: Vec<WindowResult>,
     previous_race: Arc<BroadcastState>,
+    /// Tyre stints per car (OpenF1 `stints`), for compound and age by lap.
+    stints: BTreeMap<u16, Vec<crate::openf1::Stint>>,
     seq: u64,
     /// Late rows seen (the frame for their window had already gone).
     pub late_rows: u64,
@@ -143,10 +145,40 @@ impl<S: FrameSink> FrameAssembler<S> {
             current: None,
             windows: Vec::new(),
             previous_race: Arc::default(),
+            stints: BTreeMap::new(),
             seq: 0,
             late_rows: 0,
             error: None,
         }
+    }
+
+    /// Tyre stints (OpenF1 `stints`): each car's compound and tyre age on its
+    /// current lap come from the stint covering that lap (a tyre change on the
+    /// broadcast stream still wins for the compound).
+    pub fn with_stints(mut self, stints: Vec<crate::openf1::Stint>) -> Self {
+        for s in stints {
+            self.stints
+                .entry(s.driver_number.min(u16::MAX as u32) as u16)
+                .or_default()
+                .push(s);
+        }
+        for v in self.stints.values_mut() {
+            v.sort_by_key(|s| s.stint_number);
+        }
+        self
+    }
+
+    /// Compound and age (laps) of `car`'s tyres on `lap`, from the stints.
+    fn tyres_on(&self, car: u16, lap: u16) -> Option<(Compound, u16)> {
+        let lap = lap as u32;
+        let s = self.stints.get(&car)?.iter().find(|s| {
+            s.lap_start.is_some_and(|a| a <= lap) && s.lap_end.is_none_or(|b| lap <= b)
+        })?;
+        let age = s.tyre_age_at_start.unwrap_or(0) + (lap - s.lap_start.unwrap_or(lap));
+        Some((
+            s.compound.as_deref().map_or(Compound::Unknown, compound),
+            age.min(u16::MAX as u32) as u16,
+        ))
     }
 
     /// The scheduled race distance, when known.
@@ -202,6 +234,12 @@ impl<S: FrameSink> FrameAssembler<S> {
                     c.interval_s = t.interval_s.unwrap_or(f64::NAN);
                     c.in_pit |= t.in_pit;
                     c.retired |= t.stopped;
+                }
+                if let Some((comp, age)) = self.tyres_on(car, c.lap) {
+                    if c.tyre_compound == Compound::Unknown {
+                        c.tyre_compound = comp;
+                    }
+                    c.tyre_age_laps = age;
                 }
                 c
             })
@@ -365,6 +403,7 @@ mod tests {
         assert!(f1.cars[1].in_pit);
         assert_eq!(f1.cars[1].tyre_compound, Compound::Hard);
         // The frames survive the FlatBuffers round trip.
+        assert_eq!(f1.cars[0].tyre_age_laps, 0);
         let back = RaceFrameData::from_flatbuffer(&f1.to_flatbuffer()).unwrap();
         assert_eq!(back.race, f1.race);
     }

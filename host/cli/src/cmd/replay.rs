@@ -302,6 +302,12 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let stints_file = args.data.join("stints.csv");
+    let stints = if is_openf1 && stints_file.is_file() {
+        openf1::read_stints(&stints_file)?
+    } else {
+        Vec::new()
+    };
     let summary = match &args.frames_out {
         None if track.is_some() => {
             // Positions give a running order: print frames for people.
@@ -312,7 +318,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
                 last_print: None,
                 last: None,
             };
-            let mut sink = FrameAssembler::new(printer, session, plan.size, names, track);
+            let mut sink = FrameAssembler::new(printer, session, plan.size, names, track)
+                .with_stints(stints.clone());
             let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
             sink.finish()?;
             summary
@@ -338,14 +345,16 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             let flat = path.extension().is_some_and(|e| e == "pwrf");
             let (summary, frames) = if flat {
                 let mut sink =
-                    FrameAssembler::new(FlatBufferFrames(file), session, window_ms, names, track);
+                    FrameAssembler::new(FlatBufferFrames(file), session, window_ms, names, track)
+                        .with_stints(stints.clone());
                 let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
                 let (mut out, n) = sink.finish()?;
                 out.0.flush()?;
                 (summary, n)
             } else {
                 let mut sink =
-                    FrameAssembler::new(NdjsonFrames(file), session, window_ms, names, track);
+                    FrameAssembler::new(NdjsonFrames(file), session, window_ms, names, track)
+                        .with_stints(stints.clone());
                 let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
                 let (mut out, n) = sink.finish()?;
                 out.0.flush()?;
