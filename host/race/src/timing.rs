@@ -434,57 +434,54 @@ fn lap_from_rec(r: &Rec<'_>, driver: Option<u32>) -> Result<Lap, RaceDataError> 
     })
 }
 
-/// Parses OpenF1 `/laps` as a JSON array.
-pub fn laps_from_json_str(path: &Path, text: &str) -> Result<Vec<Lap>, RaceDataError> {
+/// Parses a JSON array of records, each through `f` (records numbered from 1 for errors).
+fn json_records<T>(
+    path: &Path,
+    text: &str,
+    f: impl Fn(&Rec<'_>) -> Result<T, RaceDataError>,
+) -> Result<Vec<T>, RaceDataError> {
     let v = parse_json(path, text)?;
-    let mut out = json_array(path, &v)?
+    json_array(path, &v)?
         .iter()
         .enumerate()
-        .map(|(i, x)| lap_from_rec(&Rec::new(path, i as u64 + 1, x)?, None))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|(i, x)| f(&Rec::new(path, i as u64 + 1, x)?))
+        .collect()
+}
+
+/// Parses OpenF1 `/laps` as a JSON array.
+pub fn laps_from_json_str(path: &Path, text: &str) -> Result<Vec<Lap>, RaceDataError> {
+    let mut out = json_records(path, text, |r| lap_from_rec(r, None))?;
     sort_by_time(&mut out, |l| (l.date_start, l.driver_number));
     Ok(out)
 }
 
 /// Parses OpenF1 `/intervals` as a JSON array.
 pub fn intervals_from_json_str(path: &Path, text: &str) -> Result<Vec<Interval>, RaceDataError> {
-    let v = parse_json(path, text)?;
-    let mut out = json_array(path, &v)?
-        .iter()
-        .enumerate()
-        .map(|(i, x)| {
-            let r = Rec::new(path, i as u64 + 1, x)?;
-            Ok(Interval {
-                ts: r.ts("date")?,
-                driver_number: r.u32("driver_number")?,
-                meeting_key: r.opt_int("meeting_key")?,
-                session_key: r.opt_int("session_key")?,
-                gap_to_leader: r.gap("gap_to_leader")?,
-                interval: r.gap("interval")?,
-            })
+    let mut out = json_records(path, text, |r| {
+        Ok(Interval {
+            ts: r.ts("date")?,
+            driver_number: r.u32("driver_number")?,
+            meeting_key: r.opt_int("meeting_key")?,
+            session_key: r.opt_int("session_key")?,
+            gap_to_leader: r.gap("gap_to_leader")?,
+            interval: r.gap("interval")?,
         })
-        .collect::<Result<Vec<_>, RaceDataError>>()?;
+    })?;
     sort_by_time(&mut out, |i| (Some(i.ts), i.driver_number));
     Ok(out)
 }
 
 /// Parses OpenF1 `/position` as a JSON array (also the Bahrain `intial_positions.json`).
 pub fn positions_from_json_str(path: &Path, text: &str) -> Result<Vec<Position>, RaceDataError> {
-    let v = parse_json(path, text)?;
-    let mut out = json_array(path, &v)?
-        .iter()
-        .enumerate()
-        .map(|(i, x)| {
-            let r = Rec::new(path, i as u64 + 1, x)?;
-            Ok(Position {
-                ts: r.ts("date")?,
-                driver_number: r.u32("driver_number")?,
-                position: r.u32("position")?,
-                meeting_key: r.opt_int("meeting_key")?,
-                session_key: r.opt_int("session_key")?,
-            })
+    let mut out = json_records(path, text, |r| {
+        Ok(Position {
+            ts: r.ts("date")?,
+            driver_number: r.u32("driver_number")?,
+            position: r.u32("position")?,
+            meeting_key: r.opt_int("meeting_key")?,
+            session_key: r.opt_int("session_key")?,
         })
-        .collect::<Result<Vec<_>, RaceDataError>>()?;
+    })?;
     sort_by_time(&mut out, |p| (Some(p.ts), p.driver_number));
     Ok(out)
 }
