@@ -1,9 +1,9 @@
 //! Choosing where kernels run: the CPU reference or a CUDA device.
 //!
 //! The user's setting (`gpu = "auto" | "on" | "off"` in a config, `--gpu` on
-//! the command line) meets what the machine has. The probe for CUDA arrives
-//! with the CUDA backend (issue 7); until then availability is a parameter,
-//! which also keeps the rule testable on machines without a GPU.
+//! the command line) meets what the machine has. [`select_backend`] is the
+//! rule with availability as a parameter (testable anywhere);
+//! [`detect_backend`] asks the machine ([`crate::cuda::probe`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -90,14 +90,24 @@ impl fmt::Display for Backend {
     }
 }
 
-/// Backend selection failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Backend selection or a kernel call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GpuError {
     #[error(
         "gpu = \"on\" but no CUDA device is available (no NVIDIA driver or GPU found); \
          use gpu = \"auto\" to fall back to the CPU reference, or gpu = \"off\""
     )]
     NoCudaDevice,
+    #[error("CUDA failed while {context}: {message}")]
+    Cuda { context: String, message: String },
+    #[error("NVRTC could not compile Pitwall's kernels: {log}")]
+    Compile { log: String },
+    #[error("segmented reduction: {0}")]
+    Reduce(#[from] crate::cpu::segmented_reduce::ReduceError),
+    #[error("Monte Carlo: {0}")]
+    MonteCarlo(#[from] crate::cpu::monte_carlo::McError),
+    #[error("lap-time prediction: {0}")]
+    LapPredict(#[from] crate::cpu::lap_predict::LapPredictError),
 }
 
 /// Picks the backend for `setting` on a machine where a CUDA device is
@@ -108,6 +118,18 @@ pub fn select_backend(setting: GpuSetting, cuda_available: bool) -> Result<Backe
         (GpuSetting::Auto | GpuSetting::On, true) => Ok(Backend::Cuda { device: 0 }),
         (GpuSetting::On, false) => Err(GpuError::NoCudaDevice),
     }
+}
+
+/// Picks the backend for `setting` on this machine: probes for a usable CUDA
+/// device (driver, NVRTC, a device) without panicking.
+pub fn detect_backend(setting: GpuSetting) -> Result<Backend, GpuError> {
+    if setting == GpuSetting::Off {
+        return Ok(Backend::Cpu);
+    }
+    let probe = crate::cuda::probe();
+    let backend = select_backend(setting, probe.usable());
+    tracing::info!(%setting, usable = probe.usable(), problem = ?probe.problem, "gpu backend");
+    backend
 }
 
 #[cfg(test)]

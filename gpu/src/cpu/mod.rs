@@ -26,4 +26,6 @@
 //!   floating-point summation, `n · ε · Σ|xᵢ|`
 //!   ([`sum_tolerance`](segmented_reduce::sum_tolerance)).
 
+pub mod lap_predict;
+pub mod monte_carlo;
 pub mod segmented_reduce;

@@ -287,12 +287,12 @@ impl ReduceOutput {
     }
 }
 
-/// Reduces `channels` (each one value per row of `layout`) per segment.
-pub fn segmented_reduce(
+/// Checks that `channels` and `product` fit `layout` (both paths call it).
+pub fn validate(
     layout: &SegmentLayout,
     channels: &[&[f64]],
     product: Option<ProductSpec>,
-) -> Result<ReduceOutput, ReduceError> {
+) -> Result<(), ReduceError> {
     let n_rows = layout.n_rows();
     for (c, col) in channels.iter().enumerate() {
         if col.len() != n_rows {
@@ -316,7 +316,23 @@ pub fn segmented_reduce(
             return Err(ProductFactor { factor: p.factor });
         }
     }
+    Ok(())
+}
 
+/// Reduces `channels` (each one value per row of `layout`) per segment.
+pub fn segmented_reduce(
+    layout: &SegmentLayout,
+    channels: &[&[f64]],
+    product: Option<ProductSpec>,
+) -> Result<ReduceOutput, ReduceError> {
+    validate(layout, channels, product)?;
+    let _span = tracing::debug_span!(
+        "reduce_cpu",
+        rows = layout.n_rows(),
+        segments = layout.n_segments(),
+        channels = channels.len()
+    )
+    .entered();
     let n_segments = layout.n_segments();
     let cells = n_segments * channels.len();
     let mut out = ReduceOutput {
