@@ -21,13 +21,20 @@ use serde::{Deserialize, Serialize};
 
 /// The ABI version this SDK builds plugins against.
 ///
-/// `0.1`: the vocabulary of this crate (plugin metadata, insights, log levels).
-/// The frame encoding (FlatBuffers) and the host functions arrive with the
-/// plugin runtime; that change will be a major bump if it breaks this one.
-pub const ABI_VERSION: AbiVersion = AbiVersion::new(0, 1);
+/// `1.0`: the first ABI plugins are built against (docs/plugin-abi.md): the
+/// `RaceFrame` FlatBuffer in ([`FRAME_VERSION`](crate::frame::FRAME_VERSION)),
+/// the `Insights` FlatBuffer out ([`INSIGHTS_VERSION`](crate::INSIGHTS_VERSION)),
+/// the guest exports `pitwall_*` and the host imports of module `pitwall_v1`.
+/// (`0.1` was the vocabulary alone, before any bytes crossed a boundary; no
+/// plugin was ever built against it.)
+pub const ABI_VERSION: AbiVersion = AbiVersion::new(1, 0);
 
 /// A `MAJOR.MINOR` ABI version. Ordered by `(major, minor)`.
+///
+/// Serialized as the string `"MAJOR.MINOR"` (e.g. `"1.0"`), as the
+/// `pitwall:info` section writes it (docs/plugin-abi.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct AbiVersion {
     pub major: u16,
     pub minor: u16,
@@ -54,7 +61,7 @@ pub enum AbiError {
         host: AbiVersion,
         plugin: AbiVersion,
     },
-    #[error("invalid ABI version {input:?}: expected MAJOR.MINOR, e.g. \"0.1\"")]
+    #[error("invalid ABI version {input:?}: expected MAJOR.MINOR, e.g. \"1.0\"")]
     Parse { input: String },
 }
 
@@ -84,6 +91,19 @@ impl AbiVersion {
 impl fmt::Display for AbiVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl From<AbiVersion> for String {
+    fn from(v: AbiVersion) -> String {
+        v.to_string()
+    }
+}
+
+impl TryFrom<String> for AbiVersion {
+    type Error = AbiError;
+    fn try_from(s: String) -> Result<Self, AbiError> {
+        s.parse()
     }
 }
 
@@ -213,6 +233,10 @@ mod tests {
         ] {
             assert!(bad.parse::<AbiVersion>().is_err(), "{bad:?} parsed");
         }
+        assert_eq!(serde_json::to_string(&v).unwrap(), "\"2.17\"");
+        assert_eq!(serde_json::from_str::<AbiVersion>("\"2.17\"").unwrap(), v);
+        assert!(serde_json::from_str::<AbiVersion>("\"2.x\"").is_err());
+        assert_eq!(ABI_VERSION.to_string(), "1.0");
     }
 
     #[test]

@@ -107,6 +107,8 @@ pub struct PluginInfo {
     version: String,
     kind: PluginKind,
     abi: AbiVersion,
+    /// Absent from the JSON when `None` (docs/plugin-abi.md §1).
+    #[serde(skip_serializing_if = "Option::is_none")]
     state_version: Option<u32>,
 }
 
@@ -306,7 +308,17 @@ mod tests {
         let json = serde_json::to_string(&info).unwrap();
         assert_eq!(
             json,
-            r#"{"name":"overtake","version":"0.2.1","kind":"pair_model","abi":{"major":0,"minor":1},"state_version":null}"#
+            r#"{"name":"overtake","version":"0.2.1","kind":"pair_model","abi":"1.0"}"#
+        );
+        let stateful = info.clone().with_state_version(3);
+        let json3 = serde_json::to_string(&stateful).unwrap();
+        assert!(
+            json3.ends_with(r#""abi":"1.0","state_version":3}"#),
+            "{json3}"
+        );
+        assert_eq!(
+            serde_json::from_str::<PluginInfo>(&json3).unwrap(),
+            stateful
         );
         assert_eq!(serde_json::from_str::<PluginInfo>(&json).unwrap(), info);
         let bad = json.replace("overtake", "Overtake!");
@@ -314,7 +326,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid plugin name"), "{err}");
-        let unknown = json.replace("\"state_version\"", "\"state\"");
+        let unknown = json3.replace("\"state_version\"", "\"state\"");
         assert!(serde_json::from_str::<PluginInfo>(&unknown).is_err());
     }
 }

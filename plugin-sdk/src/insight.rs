@@ -2,9 +2,11 @@
 //! with its provenance.
 //!
 //! These types are the stable vocabulary between plugins, the host, the store
-//! and the feeds. The encoding that carries them across the WASM boundary will
-//! change (FlatBuffers arrive with the plugin runtime); these shapes and their
-//! rules will not, which is why they live here rather than in a binding module.
+//! and the feeds. Across the WASM boundary they travel as the `Insights`
+//! FlatBuffer ([`crate::insights`], versioned by its own `INSIGHTS_VERSION`),
+//! whose decoder applies exactly these rules; the encoding may evolve with
+//! the ABI, these shapes and their rules will not, which is why they live here
+//! rather than in a binding module.
 //!
 //! Every value is checked when it is built (the builders) and when it is
 //! deserialized, so an `Insight` in hand is always valid:

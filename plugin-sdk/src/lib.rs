@@ -26,11 +26,13 @@
 //!   as `name@version` and the model parameters' version, so an on-air number
 //!   can be traced to the code and data behind it, and a shadow run compared
 //!   with the live one.
-//! * **A stable vocabulary.** The frame encoding (FlatBuffers), the host
-//!   functions and the runtime's binding modules come later and will be
-//!   versioned by [`ABI_VERSION`]; the names and rules of these types are what
-//!   stores, feeds and dashboards rely on, so they are fixed here and checked
-//!   both when built and when deserialized.
+//! * **A stable vocabulary.** The bytes that cross the boundary (the
+//!   `RaceFrame` and `Insights` FlatBuffers, the host functions of module
+//!   `pitwall_v1`) are versioned by [`ABI_VERSION`] (docs/plugin-abi.md); the
+//!   names and rules of these types are what stores, feeds and dashboards
+//!   rely on, so they are fixed here and checked when built, when
+//!   deserialized and when decoded from a plugin's reply
+//!   ([`InsightsData::from_flatbuffer`]).
 //!
 //! ## Example
 //!
@@ -55,6 +57,7 @@ pub mod abi;
 pub mod frame;
 pub mod info;
 pub mod insight;
+pub mod insights;
 pub mod log;
 
 pub use abi::{ABI_VERSION, AbiError, AbiVersion, ParsePluginKindError, PluginKind};
@@ -63,6 +66,7 @@ pub use insight::{
     CarMetric, CarPair, Insight, InsightBody, InsightError, NO_MODEL, Prediction,
     PredictionBuilder, Provenance, Story, StoryBuilder,
 };
+pub use insights::{INSIGHTS_VERSION, InsightsData, InsightsError, read_insights};
 pub use log::{
     LogLevel, LogRateLimiter, ParseLogLevelError, RateBasis, RateLimitError, TokenBucket, Verdict,
 };
