@@ -44,9 +44,10 @@ fn main() -> Res<()> {
             "--data" => data = args.next().ok_or("--data needs a directory")?.into(),
             "--out" => out = args.next().ok_or("--out needs a file")?.into(),
             other => {
-                return Err(
-                    format!("unknown argument {other:?} (expected --data DIR, --out FILE)").into(),
-                );
+                return Err(format!(
+                    "unknown argument {other:?} (expected --data DIR, --out FILE)"
+                )
+                .into());
             }
         }
     }
