@@ -16,6 +16,7 @@
 //!
 //! Malformed input is reported with file and line ([`RaceDataError`]), never a panic.
 
+pub mod classification;
 pub mod error;
 pub mod fastf1;
 pub mod frames;

@@ -807,6 +807,12 @@ const TRACK_FLAGS: [&str; 6] = [
 ];
 
 impl RaceControlMessage {
+    /// The time penalty this message announces, if it is one
+    /// ([`TimePenalty::from_message`](crate::classification::TimePenalty::from_message)).
+    pub fn time_penalty(&self) -> Option<crate::classification::TimePenalty> {
+        crate::classification::TimePenalty::from_message(self.ts, &self.message)
+    }
+
     /// The broadcast event this message stands for:
     /// * flag `GREEN`/`YELLOW`/`DOUBLE YELLOW`/`RED`/`CHEQUERED`/`CLEAR` → `Flag`
     ///   with the flag as value (whatever the scope: a sector yellow is a yellow);
