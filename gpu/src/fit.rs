@@ -214,8 +214,9 @@ fn gauss(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Result<Vec<f64>, FitError> {
         for r in col + 1..n {
             let f = a[r][col] / a[col][col];
             if f != 0.0 {
-                for k in col..n {
-                    a[r][k] -= f * a[col][k];
+                let pivot_row = a[col].clone();
+                for (x, p) in a[r][col..].iter_mut().zip(&pivot_row[col..]) {
+                    *x -= f * p;
                 }
                 b[r] -= f * b[col];
             }

@@ -133,11 +133,9 @@ impl LapModel {
     /// reads it (see [`param`]).
     pub fn params(&self) -> [f64; param::LEN] {
         let mut p = [0.0; param::LEN];
-        for c in 0..3 {
-            p[param::DEG + c] = self.deg_s_per_lap[c];
-            p[param::OFFSET + c] = self.compound_offset_s[c];
-            p[param::LIFE + c] = self.life_laps[c];
-        }
+        p[param::DEG..param::DEG + 3].copy_from_slice(&self.deg_s_per_lap);
+        p[param::OFFSET..param::OFFSET + 3].copy_from_slice(&self.compound_offset_s);
+        p[param::LIFE..param::LIFE + 3].copy_from_slice(&self.life_laps);
         p[param::CLIFF] = self.cliff_s_per_lap;
         p[param::FUEL] = self.fuel_s_per_lap;
         p[param::TRAFFIC] = self.traffic_s;

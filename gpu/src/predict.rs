@@ -91,7 +91,7 @@ impl Default for PredictorConfig {
     fn default() -> Self {
         PredictorConfig {
             runs: 1000,
-            seed: 0x5EED_0F_F1,
+            seed: 0x5EED_0FF1,
             // Roughly 1 SC and 0.6 VSC per 60-lap race in 2023-2024.
             p_sc_per_lap: 0.015,
             p_vsc_per_lap: 0.01,

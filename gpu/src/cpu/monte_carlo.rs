@@ -248,6 +248,9 @@ impl McOutput {
     }
 }
 
+/// One worker's first run, its focus outputs (scenario-major) and baseline positions.
+type WorkerResult = (usize, Vec<(u32, f64)>, Vec<u32>);
+
 /// Runs every (scenario, run) on the calling thread. The reference.
 pub fn simulate(input: &McInput) -> Result<McOutput, McError> {
     simulate_threads(input, 1)
@@ -272,7 +275,7 @@ pub fn simulate_threads(input: &McInput, threads: usize) -> Result<McOutput, McE
     let chunk = runs.div_ceil(threads);
     // Split the scenario-major focus outputs by run ranges: each thread works
     // on a run range of every scenario; collect per thread, then scatter.
-    let results: Vec<(usize, Vec<(u32, f64)>, Vec<u32>)> = std::thread::scope(|s| {
+    let results: Vec<WorkerResult> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 s.spawn(move || {
@@ -336,7 +339,9 @@ fn next_compound(c: u32) -> u32 {
 /// One race continuation of scenario `sc`, run `run`. Writes every car's
 /// finishing position into `pos` and returns the focus car's (position,
 /// time), `(0, 0.0)` for the baseline. Mirrors `mc_run` in
-/// `gpu/kernels/monte_carlo.cu` statement for statement.
+/// `gpu/kernels/monte_carlo.cu` statement for statement (hence `x = x + y`
+/// written as the CUDA source writes it).
+#[allow(clippy::assign_op_pattern)]
 pub fn simulate_one(
     input: &McInput,
     sc: Scenario,

@@ -466,7 +466,9 @@ mod tests {
             crate::rng::stream::RACE_EVENT
         )));
         assert!(full.contains(&format!("#define PW_SQRT_3 {:?}", crate::rng::SQRT_3)));
-        assert_eq!(2.3283064365386962890625e-10, crate::rng::INV_2_32);
+        // The CUDA literal is 2^-32 written out exactly.
+        assert!(full.contains("#define PW_INV_2_32 2.3283064365386962890625e-10"));
+        assert_eq!(crate::rng::INV_2_32, 2f64.powi(-32));
     }
 
     #[test]
