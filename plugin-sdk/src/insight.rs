@@ -86,7 +86,7 @@ pub enum InsightError {
     Plugin(#[from] InfoError),
 }
 
-fn check_ident(field: impl Into<String>, value: &str) -> Result<(), InsightError> {
+pub(crate) fn check_ident(field: impl Into<String>, value: &str) -> Result<(), InsightError> {
     let ok = !value.is_empty()
         && value.len() <= MAX_IDENT_LEN
         && value.as_bytes()[0].is_ascii_lowercase()
@@ -103,7 +103,7 @@ fn check_ident(field: impl Into<String>, value: &str) -> Result<(), InsightError
     }
 }
 
-fn check_car(value: &str) -> Result<(), InsightError> {
+pub(crate) fn check_car(value: &str) -> Result<(), InsightError> {
     let ok = !value.is_empty()
         && value.len() <= MAX_CAR_LEN
         && !value.chars().any(|c| c.is_whitespace() || c.is_control());
@@ -116,7 +116,7 @@ fn check_car(value: &str) -> Result<(), InsightError> {
     }
 }
 
-fn check_finite(field: impl Into<String>, value: f64) -> Result<(), InsightError> {
+pub(crate) fn check_finite(field: impl Into<String>, value: f64) -> Result<(), InsightError> {
     if value.is_finite() {
         Ok(())
     } else {
@@ -127,7 +127,7 @@ fn check_finite(field: impl Into<String>, value: f64) -> Result<(), InsightError
     }
 }
 
-fn check_unit_interval(field: &str, value: f64) -> Result<(), InsightError> {
+pub(crate) fn check_unit_interval(field: &str, value: f64) -> Result<(), InsightError> {
     check_finite(field, value)?;
     if (0.0..=1.0).contains(&value) {
         Ok(())
@@ -141,7 +141,48 @@ fn check_unit_interval(field: &str, value: f64) -> Result<(), InsightError> {
 }
 
 /// Checks named values (evidence, contributions): identifier names, each once, finite values.
-fn check_named_values(field: &'static str, values: &[(String, f64)]) -> Result<(), InsightError> {
+/// A headline: one non-blank line of at most [`MAX_HEADLINE_CHARS`] characters.
+pub(crate) fn check_headline(h: &str) -> Result<(), InsightError> {
+    if h.trim().is_empty() {
+        return Err(InsightError::Text {
+            field: "headline",
+            value: h.to_string(),
+            reason: "it is empty",
+        });
+    }
+    if h.chars().count() > MAX_HEADLINE_CHARS {
+        return Err(InsightError::Text {
+            field: "headline",
+            value: h.to_string(),
+            reason: "it is longer than 280 characters",
+        });
+    }
+    if h.chars().any(char::is_control) {
+        return Err(InsightError::Text {
+            field: "headline",
+            value: h.to_string(),
+            reason: "it contains a line break or control character; a headline is one line",
+        });
+    }
+    Ok(())
+}
+
+/// A unit: at most [`MAX_UNIT_LEN`] bytes of one-line text.
+pub(crate) fn check_unit(unit: &str) -> Result<(), InsightError> {
+    if unit.len() > MAX_UNIT_LEN || unit.chars().any(char::is_control) {
+        return Err(InsightError::Text {
+            field: "unit",
+            value: unit.to_string(),
+            reason: "a unit is at most 16 bytes of one-line text (e.g. \"kg/lap\")",
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_named_values(
+    field: &'static str,
+    values: &[(String, f64)],
+) -> Result<(), InsightError> {
     for (i, (name, value)) in values.iter().enumerate() {
         check_ident(format!("{field} name"), name)?;
         check_finite(format!("{field} {name:?}"), *value)?;
@@ -213,28 +254,7 @@ impl Story {
                 return Err(InsightError::RepeatedCar { car: car.clone() });
             }
         }
-        let h = &self.headline;
-        if h.trim().is_empty() {
-            return Err(InsightError::Text {
-                field: "headline",
-                value: h.clone(),
-                reason: "it is empty",
-            });
-        }
-        if h.chars().count() > MAX_HEADLINE_CHARS {
-            return Err(InsightError::Text {
-                field: "headline",
-                value: h.clone(),
-                reason: "it is longer than 280 characters",
-            });
-        }
-        if h.chars().any(char::is_control) {
-            return Err(InsightError::Text {
-                field: "headline",
-                value: h.clone(),
-                reason: "it contains a line break or control character; a headline is one line",
-            });
-        }
+        check_headline(&self.headline)?;
         check_unit_interval("importance", self.importance)?;
         check_named_values("evidence", &self.evidence)
     }
@@ -519,14 +539,7 @@ impl CarMetric {
         check_car(&self.car)?;
         check_ident("metric name", &self.name)?;
         check_finite(format!("metric {:?}", self.name), self.value)?;
-        if self.unit.len() > MAX_UNIT_LEN || self.unit.chars().any(char::is_control) {
-            return Err(InsightError::Text {
-                field: "unit",
-                value: self.unit.clone(),
-                reason: "a unit is at most 16 bytes of one-line text (e.g. \"kg/lap\")",
-            });
-        }
-        Ok(())
+        check_unit(&self.unit)
     }
 }
 

@@ -54,13 +54,22 @@
 //! ```
 
 pub mod abi;
+pub mod context;
+pub mod export;
 pub mod frame;
+pub mod guest;
 pub mod info;
 pub mod insight;
 pub mod insights;
 pub mod log;
+pub mod output;
+pub mod plugin;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+pub mod view;
 
 pub use abi::{ABI_VERSION, AbiError, AbiVersion, ParsePluginKindError, PluginKind};
+pub use context::{Context, ParamsError};
 pub use info::{InfoError, PluginInfo};
 pub use insight::{
     CarMetric, CarPair, Insight, InsightBody, InsightError, NO_MODEL, Prediction,
@@ -70,3 +79,9 @@ pub use insights::{INSIGHTS_VERSION, InsightsData, InsightsError, read_insights}
 pub use log::{
     LogLevel, LogRateLimiter, ParseLogLevelError, RateBasis, RateLimitError, TokenBucket, Verdict,
 };
+pub use output::{Output, PredictionDraft, StoryDraft};
+pub use plugin::{
+    CallError, CarModel, ExportedPlugin, PairModel, PluginResult, Runtime, StateBytes, Stateful,
+    StoryGenerator,
+};
+pub use view::{AggIndex, Car, Frame, Pair, Race};
