@@ -627,10 +627,10 @@ impl Slot {
                     if live_reply.is_none() {
                         shadow.stats.live_unavailable += 1;
                     }
-                    if f.kind.kills_instance() {
-                        if let Some(i) = shadow.run.instance.take() {
-                            graveyard.push(Running::new(shadow.run.compiled.clone(), Some(i)));
-                        }
+                    if f.kind.kills_instance()
+                        && let Some(i) = shadow.run.instance.take()
+                    {
+                        graveyard.push(Running::new(shadow.run.compiled.clone(), Some(i)));
                     }
                     let stop = shadow.stats.consecutive_failures >= cfg.failure_threshold.max(1);
                     shadow.stats.stopped = stop;
@@ -653,10 +653,11 @@ impl Slot {
             self.publish(data, ws, out);
         }
         self.windows_since_swap += 1;
-        if self.windows_since_swap >= cfg.rollback_window && self.ok_since_swap > 0 {
-            if let Some(s) = self.standby.take() {
-                graveyard.push(s);
-            }
+        if self.windows_since_swap >= cfg.rollback_window
+            && self.ok_since_swap > 0
+            && let Some(s) = self.standby.take()
+        {
+            graveyard.push(s);
         }
     }
 
@@ -698,10 +699,10 @@ impl Slot {
     ) {
         self.stats.failed(f.kind);
         self.metrics.failure(f.kind);
-        if f.kind.kills_instance() {
-            if let Some(i) = self.live.instance.take() {
-                graveyard.push(Running::new(self.live.compiled.clone(), Some(i)));
-            }
+        if f.kind.kills_instance()
+            && let Some(i) = self.live.instance.take()
+        {
+            graveyard.push(Running::new(self.live.compiled.clone(), Some(i)));
         }
         let version = self.live.id().clone();
         let mut action = FailureAction::Counted;
