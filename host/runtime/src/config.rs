@@ -118,3 +118,18 @@ impl RuntimeConfig {
         u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_ticks_round_up() {
+        let mut c = RuntimeConfig::default();
+        assert_eq!(c.deadline_ticks(), 5);
+        c.deadline = Duration::from_micros(5_500);
+        assert_eq!(c.deadline_ticks(), 6);
+        c.deadline = Duration::ZERO;
+        assert_eq!(c.deadline_ticks(), 1);
+    }
+}

@@ -75,3 +75,33 @@ fn one<'a>(section: &'static str, found: Vec<&'a [u8]>) -> Result<&'a [u8], Load
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_and_junk_are_not_modules() {
+        assert!(matches!(
+            read_declared(b"not wasm"),
+            Err(LoadError::NotWasm(_))
+        ));
+        // A component header: version 0x0d, layer 1.
+        let component = b"\0asm\x0d\x00\x01\x00";
+        let err = read_declared(component).unwrap_err().to_string();
+        assert!(err.contains("component"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_sections_are_refused() {
+        let wasm = wat::parse_str(
+            r#"(module (@custom "pitwall:abi" "\01\00\00\00") (@custom "pitwall:abi" "\01\00\00\00"))"#,
+        )
+        .unwrap();
+        let err = read_declared(&wasm).unwrap_err();
+        assert!(
+            matches!(err, LoadError::DuplicateSection { count: 2, .. }),
+            "{err}"
+        );
+    }
+}

@@ -188,3 +188,86 @@ impl ShadowStats {
         (self.metrics_matched > 0).then(|| self.sum_abs_metric_diff / self.metrics_matched as f64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pitwall_plugin_sdk::{CarMetric, Prediction, Story};
+
+    fn reply(p: f64, fuel: f64, extra_story: bool) -> InsightsData {
+        let mut d = InsightsData::empty(0);
+        d.stories.push(
+            Story::builder("battle", "x")
+                .cars(["4", "1"])
+                .importance(0.5)
+                .build()
+                .unwrap(),
+        );
+        if extra_story {
+            d.stories.push(
+                Story::builder("battle", "y")
+                    .cars(["1", "4"])
+                    .importance(0.5)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        d.predictions.push(
+            Prediction::builder("p_overtake", "4", "1")
+                .probability(p)
+                .horizon_laps(1)
+                .build()
+                .unwrap(),
+        );
+        d.metrics
+            .push(CarMetric::new("4", "fuel", fuel, "kg").unwrap());
+        d
+    }
+
+    #[test]
+    fn identical_replies_agree() {
+        let c = compare(
+            &reply(0.3, 1.0, false),
+            &reply(0.3, 1.0, false),
+            ShadowTolerance::default(),
+        );
+        assert!(c.agree);
+        assert_eq!(
+            (c.predictions_matched, c.metrics_matched, c.stories_matched),
+            (1, 1, 1)
+        );
+        assert_eq!(c.sum_abs_probability_diff, 0.0);
+    }
+
+    #[test]
+    fn tolerance_and_car_order_decide() {
+        let tol = ShadowTolerance::default();
+        assert!(compare(&reply(0.3, 1.0, false), &reply(0.34, 1.0, false), tol).agree);
+        let c = compare(&reply(0.3, 1.0, false), &reply(0.4, 1.0, false), tol);
+        assert!(!c.agree && (c.max_abs_probability_diff - 0.1).abs() < 1e-12);
+        assert!(!compare(&reply(0.3, 1.0, false), &reply(0.3, 1.5, false), tol).agree);
+        // A story about (1, 4) is not the story about (4, 1).
+        let c = compare(&reply(0.3, 1.0, false), &reply(0.3, 1.0, true), tol);
+        assert_eq!((c.stories_matched, c.stories_unmatched), (1, 1));
+        assert!(!c.agree);
+    }
+
+    #[test]
+    fn stats_average_over_matches() {
+        let mut s = ShadowStats::default();
+        let tol = ShadowTolerance::default();
+        s.add(&compare(
+            &reply(0.3, 1.0, false),
+            &reply(0.4, 3.0, false),
+            tol,
+        ));
+        s.add(&compare(
+            &reply(0.3, 1.0, false),
+            &reply(0.3, 1.0, false),
+            tol,
+        ));
+        assert_eq!(s.agreement_rate(), Some(0.5));
+        assert!((s.mean_abs_probability_diff().unwrap() - 0.05).abs() < 1e-12);
+        assert_eq!(s.mean_abs_metric_diff(), Some(1.0));
+    }
+}
