@@ -53,6 +53,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+/// The flatbuffers crate this SDK builds on (for hand-built buffers in tests).
+pub use flatbuffers;
+
 pub mod abi;
 pub mod context;
 pub mod export;
