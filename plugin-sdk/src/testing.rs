@@ -422,7 +422,10 @@ mod tests {
         let pwrf = dir.join("f.pwrf");
         write_pwrf(&pwrf, &frames).unwrap();
         // Debug compares NaN fields as equal text.
-        assert_eq!(format!("{:?}", read_frames(&pwrf).unwrap()), format!("{frames:?}"));
+        assert_eq!(
+            format!("{:?}", read_frames(&pwrf).unwrap()),
+            format!("{frames:?}")
+        );
         let nd = dir.join("f.ndjson");
         let text: String = frames.iter().map(|f| f.to_ndjson_line() + "\n").collect();
         std::fs::write(&nd, text).unwrap();

@@ -63,8 +63,16 @@ fn cargo_command(cargo: &str) -> Command {
     // Drop what the outer cargo set for itself or for this build script;
     // keep the user's own cargo configuration (CARGO_HOME, CARGO_NET_*, ...).
     const PREFIXES: [&str; 10] = [
-        "CARGO_BUILD_", "CARGO_TARGET_", "CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CFG_",
-        "CARGO_FEATURE_", "CARGO_PROFILE_", "CARGO_ENCODED_", "CARGO_MAKEFLAGS", "CARGO_PRIMARY_",
+        "CARGO_BUILD_",
+        "CARGO_TARGET_",
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CFG_",
+        "CARGO_FEATURE_",
+        "CARGO_PROFILE_",
+        "CARGO_ENCODED_",
+        "CARGO_MAKEFLAGS",
+        "CARGO_PRIMARY_",
     ];
     for (k, _) in std::env::vars_os() {
         let Some(k) = k.to_str() else { continue };
@@ -105,7 +113,11 @@ fn ensure_target() -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run {rustc} --print sysroot: {e}"))?;
     let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
-    if Path::new(&sysroot).join("lib/rustlib").join(TARGET).exists() {
+    if Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(TARGET)
+        .exists()
+    {
         return Ok(());
     }
     println!("pitwall plugins: installing the {TARGET} target with rustup");
@@ -131,7 +143,8 @@ fn build(root: &Path, nested_target: &Path, dist: &Path) -> Result<(), String> {
     ensure_target()?;
     std::fs::create_dir_all(nested_target).map_err(|e| e.to_string())?;
     let log_path = nested_target.join("build.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = cargo_command(&cargo);
     cmd.current_dir(root)

@@ -67,23 +67,37 @@ fn section<'a>(customs: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
 #[test]
 fn every_module_is_built_and_declares_itself() {
     for p in PLUGINS {
-        let wasm = std::fs::read(p.path()).unwrap_or_else(|e| panic!("{}: {e}", p.path().display()));
+        let wasm =
+            std::fs::read(p.path()).unwrap_or_else(|e| panic!("{}: {e}", p.path().display()));
         let (customs, exports) = parse(&wasm);
         let abi = section(&customs, "pitwall:abi");
-        let declared = AbiVersion::new(u16::from_le_bytes([abi[0], abi[1]]), u16::from_le_bytes([abi[2], abi[3]]));
+        let declared = AbiVersion::new(
+            u16::from_le_bytes([abi[0], abi[1]]),
+            u16::from_le_bytes([abi[2], abi[3]]),
+        );
         let info: PluginInfo = serde_json::from_slice(section(&customs, "pitwall:info"))
             .unwrap_or_else(|e| panic!("{}: pitwall:info: {e}", p.key));
         assert_eq!(info.abi(), declared, "{}: sections disagree", p.key);
-        assert_eq!((info.name(), info.version()), (p.name, p.version), "{}", p.key);
+        assert_eq!(
+            (info.name(), info.version()),
+            (p.name, p.version),
+            "{}",
+            p.key
+        );
         for required in ["memory", "pitwall_alloc", "pitwall_on_frame"] {
-            assert!(exports.iter().any(|e| e == required), "{}: no export {required}: {exports:?}", p.key);
+            assert!(
+                exports.iter().any(|e| e == required),
+                "{}: no export {required}: {exports:?}",
+                p.key
+            );
         }
         if p.key == "hostile-abi" {
             assert!(!ABI_VERSION.can_run(declared));
         } else {
             assert_eq!(declared, ABI_VERSION, "{}", p.key);
         }
-        let stateful = ["pitwall_snapshot", "pitwall_restore"].map(|e| exports.iter().any(|x| x == e));
+        let stateful =
+            ["pitwall_snapshot", "pitwall_restore"].map(|e| exports.iter().any(|x| x == e));
         if p.role == Role::SwapTest {
             assert_eq!(info.state_version(), Some(1), "{}", p.key);
             assert_eq!(stateful, [true, true], "{}", p.key);
@@ -91,7 +105,11 @@ fn every_module_is_built_and_declares_itself() {
             assert_eq!(stateful, [false, false], "{}: {exports:?}", p.key);
         }
         // No WASI or other imports beyond pitwall_v1.
-        assert!(!wasm.windows(22).any(|w| w == b"wasi_snapshot_preview1"), "{}", p.key);
+        assert!(
+            !wasm.windows(22).any(|w| w == b"wasi_snapshot_preview1"),
+            "{}",
+            p.key
+        );
     }
 }
 

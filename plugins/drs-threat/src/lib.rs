@@ -76,7 +76,13 @@ impl PairModel for DrsThreat {
         Ok(())
     }
 
-    fn on_pair(&mut self, pair: &Pair<'_>, _frame: &Frame<'_>, _ctx: &mut Context, out: &mut Output) -> PluginResult {
+    fn on_pair(
+        &mut self,
+        pair: &Pair<'_>,
+        _frame: &Frame<'_>,
+        _ctx: &mut Context,
+        out: &mut Output,
+    ) -> PluginResult {
         let (a, d) = (pair.attacker, pair.defender);
         let Some(interval) = pair.interval_s() else {
             return Ok(());
@@ -94,7 +100,8 @@ impl PairModel for DrsThreat {
         };
         let closing_rate = self.last.get(&key).map_or(0.0, |prev| prev - interval);
         let closing = p.w_closing * closing_rate;
-        let tyre_advantage = (f64::from(d.tyre_age_laps()) - f64::from(a.tyre_age_laps())).clamp(-10.0, 10.0);
+        let tyre_advantage =
+            (f64::from(d.tyre_age_laps()) - f64::from(a.tyre_age_laps())).clamp(-10.0, 10.0);
         let tyres = p.w_tyres * tyre_advantage;
         let probability = sigmoid(p.bias + drs + closing + tyres);
         out.prediction("p_attack", a.number(), d.number())
@@ -109,4 +116,9 @@ impl PairModel for DrsThreat {
     }
 }
 
-pitwall_plugin_sdk::export_plugin!(DrsThreat, name = "drs-threat", version = "1.0.0", kind = pair_model);
+pitwall_plugin_sdk::export_plugin!(
+    DrsThreat,
+    name = "drs-threat",
+    version = "1.0.0",
+    kind = pair_model
+);

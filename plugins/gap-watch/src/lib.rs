@@ -3,7 +3,8 @@
 //! Every window it records each running car's interval to the car ahead
 //! (`CarFrame.interval_s`). When, over the last `windows` windows, the car
 //! ahead stayed the same, the interval shrank in every window (no noise
-//! allowed: a real chase closes steadily) by at least `min_closing_s` in all,
+//! allowed: a real chase closes steadily, and by at most `max_step_s` a
+//! window: a bigger jump is a timing artefact) by at least `min_closing_s` in all,
 //! and the interval is now under `max_interval_s`, it tells the story
 //! `catching`: "#4 is closing on #1: 0.9 s, 0.6 s closer in 5 s".
 //!
@@ -31,6 +32,9 @@ pub struct Params {
     pub max_interval_s: f64,
     /// Windows between two stories about the same pair.
     pub cooldown: u64,
+    /// A step larger than this in one window is a timing artefact (a
+    /// position swap, a track-model jump), not a chase, seconds.
+    pub max_step_s: f64,
 }
 
 impl Default for Params {
@@ -40,6 +44,7 @@ impl Default for Params {
             min_closing_s: 0.3,
             max_interval_s: 3.0,
             cooldown: 30,
+            max_step_s: 1.0,
         }
     }
 }
@@ -73,7 +78,10 @@ impl StoryGenerator for GapWatch {
             let (ahead, car) = (pair[0], pair[1]);
             seen.push(car.number());
             let chase = self.chases.entry(car.number()).or_default();
-            let Some(interval) = car.interval_s().filter(|_| !car.in_pit() && !ahead.in_pit()) else {
+            let Some(interval) = car
+                .interval_s()
+                .filter(|_| !car.in_pit() && !ahead.in_pit())
+            else {
                 chase.intervals.clear();
                 continue;
             };
@@ -94,7 +102,7 @@ impl StoryGenerator for GapWatch {
                 .intervals
                 .iter()
                 .zip(chase.intervals.iter().skip(1))
-                .all(|(a, b)| b < a);
+                .all(|(a, b)| b < a && a - b <= p.max_step_s);
             let closed = chase.intervals[0] - interval;
             let cooling = chase
                 .told_at
@@ -102,7 +110,9 @@ impl StoryGenerator for GapWatch {
             if !shrinking || closed < p.min_closing_s || cooling {
                 continue;
             }
-            let span_s = (windows - 1) as f64 * (frame.window_end_ms() - frame.window_start_ms()) as f64 / 1000.0;
+            let span_s = (windows - 1) as f64
+                * (frame.window_end_ms() - frame.window_start_ms()) as f64
+                / 1000.0;
             let headline = format!(
                 "#{} is closing on #{}: {interval:.1} s, {closed:.1} s closer in {span_s:.0} s",
                 car.number(),
@@ -112,7 +122,11 @@ impl StoryGenerator for GapWatch {
             // lead more than one at the back.
             let closeness = 1.0 - (interval / p.max_interval_s).clamp(0.0, 1.0);
             let rate = (closed / span_s.max(1.0)).clamp(0.0, 1.0);
-            let front = if ahead.position() <= Some(3) { 0.2 } else { 0.0 };
+            let front = if ahead.position() <= Some(3) {
+                0.2
+            } else {
+                0.0
+            };
             let importance = (0.2 + 0.4 * closeness + 0.2 * rate + front).clamp(0.0, 1.0);
             out.story("catching", &headline)
                 .cars(&[car.number(), ahead.number()])
@@ -129,4 +143,9 @@ impl StoryGenerator for GapWatch {
     }
 }
 
-pitwall_plugin_sdk::export_plugin!(GapWatch, name = "gap-watch", version = "1.0.0", kind = story_generator);
+pitwall_plugin_sdk::export_plugin!(
+    GapWatch,
+    name = "gap-watch",
+    version = "1.0.0",
+    kind = story_generator
+);

@@ -81,7 +81,13 @@ impl CarModel for Pace {
         Ok(())
     }
 
-    fn on_car(&mut self, car: &Car<'_>, _frame: &Frame<'_>, _ctx: &mut Context, out: &mut Output) -> PluginResult {
+    fn on_car(
+        &mut self,
+        car: &Car<'_>,
+        _frame: &Frame<'_>,
+        _ctx: &mut Context,
+        out: &mut Output,
+    ) -> PluginResult {
         let speed = self.speed(car).filter(|_| self.green && !car.in_pit());
         let windows = self.params.windows.max(1);
         let samples = self.speeds.entry(car.number()).or_default();

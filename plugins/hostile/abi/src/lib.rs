@@ -7,7 +7,8 @@
 pub const DECLARED_ABI: (u16, u16) = (9, 0);
 
 /// The `pitwall:info` JSON it carries.
-pub const INFO: &str = r#"{"name":"hostile-abi","version":"0.1.0","kind":"story_generator","abi":"9.0"}"#;
+pub const INFO: &str =
+    r#"{"name":"hostile-abi","version":"0.1.0","kind":"story_generator","abi":"9.0"}"#;
 
 #[cfg(target_arch = "wasm32")]
 mod exports {
@@ -44,8 +45,17 @@ mod tests {
     #[test]
     fn a_host_refuses_it_with_a_useful_message() {
         let info: PluginInfo = serde_json::from_str(super::INFO).unwrap();
-        assert_eq!(info.abi(), AbiVersion::new(super::DECLARED_ABI.0, super::DECLARED_ABI.1));
-        let err = ABI_VERSION.check_plugin(info.abi()).unwrap_err().to_string();
-        assert!(err.contains("major version 9") && err.contains("rebuild"), "{err}");
+        assert_eq!(
+            info.abi(),
+            AbiVersion::new(super::DECLARED_ABI.0, super::DECLARED_ABI.1)
+        );
+        let err = ABI_VERSION
+            .check_plugin(info.abi())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("major version 9") && err.contains("rebuild"),
+            "{err}"
+        );
     }
 }

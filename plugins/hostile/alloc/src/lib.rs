@@ -21,4 +21,9 @@ impl StoryGenerator for Alloc {
     }
 }
 
-pitwall_plugin_sdk::export_plugin!(Alloc, name = "hostile-alloc", version = "0.1.0", kind = story_generator);
+pitwall_plugin_sdk::export_plugin!(
+    Alloc,
+    name = "hostile-alloc",
+    version = "0.1.0",
+    kind = story_generator
+);

@@ -83,7 +83,8 @@ mod exports {
     );
     #[used]
     #[unsafe(link_section = "pitwall:info")]
-    static INFO_SECTION: [u8; INFO.len()] = pitwall_plugin_sdk::export::str_bytes::<{ INFO.len() }>(INFO);
+    static INFO_SECTION: [u8; INFO.len()] =
+        pitwall_plugin_sdk::export::str_bytes::<{ INFO.len() }>(INFO);
 
     struct State {
         input: Vec<u8>,
@@ -93,7 +94,11 @@ mod exports {
     struct Cell(UnsafeCell<State>);
     // SAFETY: wasm32-unknown-unknown has one thread; the host does not re-enter.
     unsafe impl Sync for Cell {}
-    static STATE: Cell = Cell(UnsafeCell::new(State { input: Vec::new(), reply: Vec::new(), calls: 0 }));
+    static STATE: Cell = Cell(UnsafeCell::new(State {
+        input: Vec::new(),
+        reply: Vec::new(),
+        calls: 0,
+    }));
 
     fn pack(ptr: usize, len: usize) -> i64 {
         ((ptr as u32 as i64) << 32) | i64::from(len as u32)

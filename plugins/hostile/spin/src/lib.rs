@@ -22,4 +22,9 @@ impl StoryGenerator for Spin {
     }
 }
 
-pitwall_plugin_sdk::export_plugin!(Spin, name = "hostile-spin", version = "0.1.0", kind = story_generator);
+pitwall_plugin_sdk::export_plugin!(
+    Spin,
+    name = "hostile-spin",
+    version = "0.1.0",
+    kind = story_generator
+);

@@ -25,4 +25,9 @@ impl StoryGenerator for Trap {
     }
 }
 
-pitwall_plugin_sdk::export_plugin!(Trap, name = "hostile-trap", version = "0.1.0", kind = story_generator);
+pitwall_plugin_sdk::export_plugin!(
+    Trap,
+    name = "hostile-trap",
+    version = "0.1.0",
+    kind = story_generator
+);
