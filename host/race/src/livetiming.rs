@@ -191,6 +191,10 @@ pub struct LapRecord {
     /// `NumberOfLaps` of the driver at that moment, if known.
     pub lap: Option<u32>,
     pub lap_time_ms: i64,
+    /// A timed lap: the car was neither in the pit lane nor leaving it at any
+    /// point of the lap (`InPit`/`PitOut` never set since the previous lap time),
+    /// so not an out-lap or an in-lap.
+    pub timed: bool,
 }
 
 /// Parses a lap time `"1:18.123"` (or `"58.123"`) into milliseconds.
@@ -244,6 +248,8 @@ pub(crate) struct RaceState {
     stints: BTreeMap<String, (usize, String)>,
     in_pit: BTreeMap<String, bool>,
     pit_out: BTreeMap<String, bool>,
+    /// Per car: was it in or leaving the pit lane since its last lap time?
+    pit_this_lap: BTreeMap<String, bool>,
     retired: BTreeSet<String>,
     current_lap: Option<String>,
     pub(crate) laps: Vec<LapRecord>,
@@ -376,6 +382,9 @@ impl RaceState {
                             out.push(ev(EventKind::PitOut, Some(car), "OUT".into()));
                         }
                     }
+                    let in_pit_lane = truthy(sl.get("InPit")) || truthy(sl.get("PitOut"));
+                    let pitted = self.pit_this_lap.entry(car.clone()).or_insert(false);
+                    *pitted |= in_pit_lane;
                     if truthy(dl.get("Retired")) && self.retired.insert(car.clone()) {
                         out.push(ev(EventKind::Retirement, Some(car), "RETIRED".into()));
                     }
@@ -389,11 +398,13 @@ impl RaceState {
                             .get("NumberOfLaps")
                             .and_then(Value::as_u64)
                             .map(|n| n as u32);
+                        let pitted = self.pit_this_lap.insert(car.clone(), in_pit_lane);
                         self.laps.push(LapRecord {
                             ts,
                             car: car.clone(),
                             lap,
                             lap_time_ms: t,
+                            timed: !pitted.unwrap_or(false),
                         });
                     }
                 }
@@ -739,6 +750,41 @@ impl ZFile {
     }
 }
 
+/// The `Position.z` samples of an archive as track-model input, in time order.
+///
+/// The feed reports `(0, 0, 0)` for a car whose transponder has no fix (in the
+/// garage, before it leaves): those samples carry no position and are dropped.
+/// Coordinates are decimetres, as in OpenF1 `/location` (which is derived from
+/// this feed), and become metres.
+pub fn read_position_samples(dir: &Path) -> Result<Vec<crate::track::TrackSample>, RaceDataError> {
+    let path = raw_dir(dir).join("Position.z.jsonStream");
+    let mut file = ZFile::open(path.clone(), true)?.ok_or_else(|| RaceDataError::Missing {
+        path: path.clone(),
+        reason: "no Position.z.jsonStream".into(),
+    })?;
+    let mut rows = VecDeque::new();
+    let mut out = Vec::new();
+    while file.peek_offset().is_some() {
+        file.next_rows(&mut rows)
+            .map_err(|(line, reason)| RaceDataError::malformed(&path, line, reason))?;
+        for r in rows.drain(..) {
+            let [x, y, z] = [r.vals[6], r.vals[7], r.vals[8]];
+            if !(x.is_finite() && y.is_finite()) || (x == 0.0 && y == 0.0 && z == 0.0) {
+                continue;
+            }
+            out.push(crate::track::TrackSample {
+                ts_ms: r.ts,
+                // next_rows checked that the key is a number.
+                car: r.car.parse().unwrap_or_default(),
+                x_m: x / 10.0,
+                y_m: y / 10.0,
+            });
+        }
+    }
+    out.sort_by_key(|s| (s.ts_ms, s.car));
+    Ok(out)
+}
+
 /// `CarData.z` and `Position.z` of an archive as a [`Source`].
 ///
 /// Rows: one per car per `CarData` entry (car channels set, `x, y, z` NaN) and one
@@ -1050,7 +1096,9 @@ mod tests {
                 ts: 9,
                 car: "44".into(),
                 lap: Some(4),
-                lap_time_ms: 78_123
+                lap_time_ms: 78_123,
+                // The car came in and went out during this lap.
+                timed: false,
             }]
         );
     }

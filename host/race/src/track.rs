@@ -30,8 +30,10 @@
 //!    (pole) and every car's total distance becomes its signed distance to it. This
 //!    makes the formation lap not count (the grid is seen before and after it) and
 //!    never fires in the race (red-flag stops happen after the leader has done more
-//!    than 1.5 laps). Without a grid in the data the line's first point is the line
-//!    and laps count from the first sample.
+//!    than 1.5 laps). A session without a grid (qualifying, practice) takes the
+//!    line from the timing feed's lap publications
+//!    ([`ReferenceLine::start_line_from_crossings`], [`TrackModel::with_start_line`]);
+//!    with neither, laps count from each car's first sample.
 //! 5. **Laps**: completed laps = ⌊max total distance / L⌋ (monotone, so noise at the
 //!    line cannot count a lap twice).
 //! 6. **Speed**: along-line distance over the last ≈ 1 s.
@@ -121,6 +123,8 @@ pub struct ReferenceLine {
 const SPACING_M: f64 = 5.0;
 /// A loop must be at least this long (m).
 const MIN_LOOP_M: f64 = 1000.0;
+/// Travel (m) after which the second reference-line candidate of a car starts.
+const LATE_START_M: f64 = 2000.0;
 /// A loop closes when the car comes back this close (m) to its starting point.
 const CLOSE_M: f64 = 25.0;
 /// Fastest plausible car (m/s), for rejecting jumps.
@@ -137,7 +141,15 @@ impl ReferenceLine {
         for s in samples {
             paths.entry(s.car).or_default().push([s.x_m, s.y_m]);
         }
-        let mut loops: Vec<Vec<[f64; 2]>> = paths.values().filter_map(|p| first_loop(p)).collect();
+        // Two candidates per car: from where it starts, and from 2 km on. A race car's
+        // first loop starts on the grid; a qualifying car's starts in the pit lane and
+        // would only close when it comes back in, several laps later, while its loop
+        // from 2 km on lies on the circuit. The median sorts them out.
+        let mut loops: Vec<Vec<[f64; 2]>> = paths
+            .values()
+            .flat_map(|p| [first_loop(p, 0.0), first_loop(p, LATE_START_M)])
+            .flatten()
+            .collect();
         if loops.is_empty() {
             return None;
         }
@@ -191,6 +203,75 @@ impl ReferenceLine {
             cum.push(c);
         }
         Some(ReferenceLine { pts, cum })
+    }
+
+    /// Arc length of the point of the line nearest to `(x_m, y_m)`.
+    pub fn arc_length_at(&self, x_m: f64, y_m: f64) -> f64 {
+        self.project([x_m, y_m], None).1
+    }
+
+    /// Where the start/finish line is, from the times a timing feed says cars
+    /// crossed it (`(car, ts_ms)`), for a session without a grid (qualifying,
+    /// practice), whose positions alone do not say where a lap begins.
+    ///
+    /// A feed publishes a crossing some latency `τ` after it happened, so at the
+    /// publication a car is `v·τ` past the line. Each crossing gives the car's arc
+    /// length `s` and speed `v` there (positions interpolated between samples);
+    /// fitting `s = s_line + τ·v` over all crossings (least squares, then again
+    /// without the residuals beyond 3 median deviations) gives the line and the
+    /// latency — a fast car and a slow one would otherwise place it tens of metres
+    /// apart. Returns `(s_line, τ in ms)`; `None` when fewer than 3 crossings fall
+    /// between two samples of their car.
+    pub fn start_line_from_crossings(
+        &self,
+        samples: &[TrackSample],
+        crossings: &[(u32, i64)],
+    ) -> Option<(f64, f64)> {
+        let mut by_car: BTreeMap<u32, Vec<&TrackSample>> = BTreeMap::new();
+        for s in samples {
+            by_car.entry(s.car).or_default().push(s);
+        }
+        // (arc length, speed m/s) at each publication.
+        let at: Vec<(f64, f64)> = crossings
+            .iter()
+            .filter_map(|&(car, ts)| {
+                let v = by_car.get(&car)?;
+                let i = v.partition_point(|s| s.ts_ms <= ts);
+                let (a, b) = (v.get(i.checked_sub(1)?)?, v.get(i)?);
+                let dt_ms = (b.ts_ms - a.ts_ms).max(1) as f64;
+                let t = (ts - a.ts_ms) as f64 / dt_ms;
+                let (pa, pb) = ([a.x_m, a.y_m], [b.x_m, b.y_m]);
+                let s = self.project(lerp(pa, pb, t), None).1;
+                Some((s, dist(pa, pb) / (dt_ms / 1000.0)))
+            })
+            .collect();
+        if at.len() < 3 {
+            return None;
+        }
+        // Offsets relative to the median position, so the fit never wraps.
+        let r = at[0].0;
+        let mut off: Vec<f64> = at.iter().map(|(s, _)| self.wrap(s - r)).collect();
+        let mut sorted = off.clone();
+        sorted.sort_by(f64::total_cmp);
+        let centre = r + sorted[sorted.len() / 2];
+        for (o, (s, _)) in off.iter_mut().zip(&at) {
+            *o = self.wrap(s - centre);
+        }
+        let points: Vec<(f64, f64)> = at.iter().zip(&off).map(|((_, v), o)| (*v, *o)).collect();
+        let (a, tau) = fit_line(&points)?;
+        let mut dev: Vec<f64> = points
+            .iter()
+            .map(|(v, o)| (o - a - tau * v).abs())
+            .collect();
+        dev.sort_by(f64::total_cmp);
+        let mad = dev[dev.len() / 2].max(1.0);
+        let kept: Vec<(f64, f64)> = points
+            .iter()
+            .copied()
+            .filter(|(v, o)| (o - a - tau * v).abs() <= 3.0 * mad)
+            .collect();
+        let (a, tau) = fit_line(&kept).unwrap_or((a, tau));
+        Some(((centre + a).rem_euclid(self.length()), tau * 1000.0))
     }
 
     /// Lap length (m).
@@ -264,13 +345,41 @@ fn lerp(a: [f64; 2], b: [f64; 2], t: f64) -> [f64; 2] {
     [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])]
 }
 
+/// Least-squares `y = a + b·x` over `(x, y)`; `None` without spread in `x`.
+fn fit_line(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    let (sx, sy) = points
+        .iter()
+        .fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x, sy + y));
+    let (mx, my) = (sx / n, sy / n);
+    let (mut sxx, mut sxy) = (0.0, 0.0);
+    for (x, y) in points {
+        sxx += (x - mx) * (x - mx);
+        sxy += (x - mx) * (y - my);
+    }
+    if sxx <= f64::EPSILON * n {
+        return None;
+    }
+    let b = sxy / sxx;
+    Some((my - b * mx, b))
+}
+
 fn path_len(p: &[[f64; 2]]) -> f64 {
     p.windows(2).map(|w| dist(w[0], w[1])).sum()
 }
 
-/// The first closed loop of a path: from where it first moves, until it is back
-/// within [`CLOSE_M`] of that point after ≥ [`MIN_LOOP_M`] (the closest such point).
-fn first_loop(p: &[[f64; 2]]) -> Option<Vec<[f64; 2]>> {
+/// The first closed loop of a path that starts after `skip_m` of travel: from where
+/// it first moves, until it is back within [`CLOSE_M`] of that point after
+/// ≥ [`MIN_LOOP_M`] (the closest such point).
+fn first_loop(p: &[[f64; 2]], skip_m: f64) -> Option<Vec<[f64; 2]>> {
+    let mut travelled = 0.0;
+    let from = (1..p.len())
+        .find(|&i| {
+            travelled += dist(p[i - 1], p[i]);
+            travelled >= skip_m
+        })
+        .unwrap_or(0);
+    let p = &p[from..];
     let start = p.iter().position(|q| dist(*q, p[0]) > 5.0)?;
     let a = p[start];
     let mut travelled = 0.0;
@@ -393,6 +502,17 @@ impl TrackModel {
             pits: Vec::new(),
             race_locked: false,
         }
+    }
+
+    /// A model whose start/finish point is known (arc length `start_finish_s` on
+    /// `line`), e.g. a qualifying session, which has no grid to find it from. Laps
+    /// count from the first crossing of that point; grid detection is off.
+    pub fn with_start_line(line: ReferenceLine, cfg: TrackConfig, start_finish_s: f64) -> Self {
+        let l = line.length();
+        let mut m = TrackModel::new(line, cfg);
+        m.origin = Some(start_finish_s.rem_euclid(l));
+        m.race_locked = true;
+        m
     }
 
     /// Builds the line from `samples` ([`ReferenceLine::from_samples`]) and runs them all.

@@ -1,3 +1,4 @@
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use super::*;
@@ -441,4 +442,81 @@ fn austria_check(assert_order: bool) {
         "overtakes not seen in the derived gaps: {missed:?}"
     );
     assert!(crossed >= 80, "only {crossed} on-track overtakes");
+}
+
+/// 2025 Mexico City qualifying (live timing): lap times from the positions alone,
+/// once the start line is placed, agree with `TimingData` within 0.2 s.
+#[test]
+fn mexico_qualifying_lap_times_from_positions() {
+    let Some(data) = data_dir() else {
+        return;
+    };
+    let dir = data.join("f1/2025_mexico_city_qualifying");
+    let samples = crate::livetiming::read_position_samples(&dir).unwrap();
+    let session = crate::livetiming::read_session(&dir).unwrap();
+    let line = ReferenceLine::from_samples(&samples).unwrap();
+    println!("line length {:.1} m", line.length());
+    // The official lap is 4.304 km; the line runs ~on the racing line.
+    assert!(
+        (4200.0..4400.0).contains(&line.length()),
+        "{}",
+        line.length()
+    );
+    let crossings: Vec<(u32, i64)> = session
+        .laps
+        .iter()
+        .filter_map(|l| Some((l.car.parse().ok()?, l.ts)))
+        .collect();
+    let timed: Vec<(u32, i64, i64)> = session
+        .laps
+        .iter()
+        .filter(|l| l.timed)
+        .filter_map(|l| Some((l.car.parse().ok()?, l.ts, l.lap_time_ms)))
+        .collect();
+    let (sf, latency_ms) = line
+        .start_line_from_crossings(&samples, &crossings)
+        .unwrap();
+    println!("start line at s = {sf:.1} m, feed latency {latency_ms:.0} ms");
+    let mut m = TrackModel::with_start_line(line, TrackConfig::default(), sf);
+    for s in &samples {
+        m.push(s).unwrap();
+    }
+    let cars: BTreeSet<u32> = samples.iter().map(|s| s.car).collect();
+    assert_eq!(cars.len(), 20);
+    // Every line crossing of every car, then each timed lap matched to the crossing
+    // nearest to its publication (the feed publishes a lap within ~1 s of its end).
+    let crossing_times =
+        |car: u32| -> Vec<i64> { (1..).map_while(|n| m.crossing_time_ms(car, n)).collect() };
+    let all: BTreeMap<u32, Vec<i64>> = cars.iter().map(|&c| (c, crossing_times(c))).collect();
+    let (mut within, mut n) = (0, 0);
+    let mut errors = Vec::new();
+    for &(car, ts, lap_ms) in &timed {
+        n += 1;
+        let c = &all[&car];
+        let Some(k) = (1..c.len()).min_by_key(|&k| (c[k] - ts).abs()) else {
+            continue;
+        };
+        if (c[k] - ts).abs() > 5_000 {
+            println!("#{car}: no line crossing within 5 s of the lap published at {ts}");
+            continue;
+        }
+        let derived = c[k] - c[k - 1];
+        let err = (derived - lap_ms).abs();
+
+        errors.push(err);
+        if err <= 200 {
+            within += 1;
+        }
+    }
+    errors.sort_unstable();
+    println!(
+        "start line at s = {sf:.0} m; {within}/{n} timed laps within 0.2 s; median error {} ms, p90 {} ms",
+        errors[errors.len() / 2],
+        errors[errors.len() * 9 / 10]
+    );
+    assert!(n >= 80, "only {n} timed laps");
+    assert!(
+        within as f64 >= 0.9 * n as f64,
+        "{within}/{n} laps within 0.2 s"
+    );
 }
