@@ -80,6 +80,12 @@ pub struct BroadcastState {
 }
 
 impl BroadcastState {
+    /// Event time of the event that last set the pit-lane state of `car` (its
+    /// latest pit entry or exit), if any.
+    pub fn pit_stamp(&self, car: &str) -> Option<EventTime> {
+        self.stamps.get(&format!("pit:{car}")).copied()
+    }
+
     /// Applies one event to the state, unless the field it sets was already set by
     /// an event with a later event time (then it is counted as superseded).
     pub fn apply(&mut self, e: &BroadcastEvent) {

@@ -302,9 +302,15 @@ fn car_number(car: &str) -> u16 {
     car.parse().unwrap_or(0)
 }
 
-/// Pit lane entries and exits between two race states, stamped at the window start
-/// (the broadcast state keeps who is in the lane, not when each one entered).
-fn pit_events(prev: &BroadcastState, now: &BroadcastState, ts: EventTime) -> Vec<PitEventData> {
+/// Pit lane entries and exits between two race states, stamped with the event time
+/// of the entry or exit (never before `window_start`: an event that arrived late is
+/// reported in the first window that could still show it). A car that enters and
+/// leaves within one window shows neither; pit stops last ~20 s, windows ~1 s.
+fn pit_events(
+    prev: &BroadcastState,
+    now: &BroadcastState,
+    window_start: EventTime,
+) -> Vec<PitEventData> {
     let mut out: Vec<PitEventData> = now
         .in_pit
         .difference(&prev.in_pit)
@@ -317,10 +323,10 @@ fn pit_events(prev: &BroadcastState, now: &BroadcastState, ts: EventTime) -> Vec
         .map(|(c, kind)| PitEventData {
             car: car_number(c),
             kind,
-            ts_ms: ts,
+            ts_ms: now.pit_stamp(c).unwrap_or(window_start).max(window_start),
         })
         .collect();
-    out.sort_by_key(|e| (e.car, e.kind as u8));
+    out.sort_by_key(|e| (e.ts_ms, e.car, e.kind as u8));
     out
 }
 
@@ -368,7 +374,12 @@ mod tests {
         green.flag = Some("GREEN".into());
         let green = Arc::new(green);
         let mut pit = (*green).clone();
-        pit.in_pit.insert("44".into());
+        pit.apply(&pitwall_engine::broadcast::BroadcastEvent {
+            ts: 1400,
+            kind: pitwall_engine::broadcast::EventKind::PitIn,
+            car: Some("44".into()),
+            value: "IN".into(),
+        });
         pit.tyres.insert("44".into(), "HARD".into());
         pit.safety_car = true;
         let pit = Arc::new(pit);
@@ -400,6 +411,8 @@ mod tests {
         assert!(f1.race.safety_car);
         assert_eq!(f1.race.pit_events.len(), 1);
         assert_eq!(f1.race.pit_events[0].car, 44);
+        // Stamped when the car entered, not when the window started.
+        assert_eq!(f1.race.pit_events[0].ts_ms, 1400);
         assert!(f1.cars[1].in_pit);
         assert_eq!(f1.cars[1].tyre_compound, Compound::Hard);
         // The frames survive the FlatBuffers round trip.
