@@ -119,7 +119,7 @@ impl Context {
         }
     }
 
-    /// Logs one line through the host (see also the [`info!`](crate::info) family of macros).
+    /// Logs one line through the host (see also the [`info!`](macro@crate::info) family of macros).
     pub fn log(&self, level: LogLevel, message: &str) {
         guest::log(level, message);
     }

@@ -59,7 +59,7 @@ pub const fn str_bytes<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
-/// The plugin-name rule of [`info`](crate::info), usable in a `const` assertion.
+/// The plugin-name rule of [`info`](mod@crate::info), usable in a `const` assertion.
 pub const fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
     if b.is_empty() || b.len() > crate::info::MAX_NAME_LEN || !b[0].is_ascii_lowercase() {
@@ -82,7 +82,7 @@ pub const fn valid_name(name: &str) -> bool {
     true
 }
 
-/// The `MAJOR.MINOR.PATCH` rule of [`info`](crate::info), usable in a `const` assertion.
+/// The `MAJOR.MINOR.PATCH` rule of [`info`](mod@crate::info), usable in a `const` assertion.
 pub const fn valid_version(v: &str) -> bool {
     let b = v.as_bytes();
     let (mut parts, mut digits, mut i) = (1, 0, 0);

@@ -55,6 +55,8 @@
 
 /// The flatbuffers crate this SDK builds on (for hand-built buffers in tests).
 pub use flatbuffers;
+/// serde_json, for plugins that read their parameters as untyped JSON.
+pub use serde_json;
 
 pub mod abi;
 pub mod context;
