@@ -1,21 +1,27 @@
 //! # pitwall-plugin-sdk
 //!
-//! The guest-facing vocabulary of Pitwall plugins: what a plugin says about
-//! itself, what it may return, and how it logs.
+//! Everything a Pitwall plugin is written, tested and exported with, and the
+//! vocabulary the host shares with it (docs/plugin-abi.md, docs/plugins.md).
 //!
 //! A plugin is a small Rust crate compiled to `wasm32-unknown-unknown` and
 //! loaded by the host into a sandbox. Once per window it receives the race
-//! frame (every car's aggregates, track and race state) and returns
-//! [`Insight`]s. This crate holds the parts of that contract that do not depend
-//! on how bytes cross the boundary:
+//! frame (every car's aggregates, track and race state) as a FlatBuffer and
+//! returns its insights as another. This crate holds:
 //!
-//! * [`ABI_VERSION`], [`AbiVersion`] and its compatibility rule, and
-//!   [`PluginKind`] (story generator, car model, pair model);
-//! * [`PluginInfo`]: name, version, kind, ABI and state version, validated;
-//! * the insights: [`Story`], [`Prediction`], [`CarMetric`], each wrapped in an
-//!   [`Insight`] with its [`Provenance`] (window, `name@version`, model version);
-//! * [`LogLevel`] and the deterministic [`LogRateLimiter`] the host applies to
-//!   guest logging.
+//! * **writing a plugin**: one trait per kind ([`StoryGenerator`],
+//!   [`CarModel`], [`PairModel`]), optional [`Stateful`] hand-over on hot
+//!   swaps, the zero-copy frame view ([`Frame`], [`Car`], [`Pair`], [`Race`]),
+//!   the allocation-free [`Output`] builder, model parameters and logging
+//!   through the [`Context`] (and the [`info!`] family of macros);
+//! * **exporting it**: [`export_plugin!`] emits the `pitwall:abi` /
+//!   `pitwall:info` sections and the `pitwall_*` exports;
+//! * **testing it natively**: [`testing::Harness`] runs the same type through
+//!   the same bytes as the host, without WASM;
+//! * **the shared vocabulary**: [`ABI_VERSION`] and [`PluginKind`],
+//!   [`PluginInfo`], the insights ([`Story`], [`Prediction`], [`CarMetric`],
+//!   [`Insight`] with [`Provenance`]), the `Insights` wire format
+//!   ([`InsightsData`], verified and validated for the host), and the
+//!   deterministic [`LogRateLimiter`] the host applies to guest logs.
 //!
 //! ## Why these rules
 //!

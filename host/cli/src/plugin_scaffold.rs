@@ -48,6 +48,8 @@ impl fmt::Display for ScaffoldKind {
 }
 
 /// Where the generated crate gets the SDK from.
+// The CLI may offer only one of the two; neither is dead API.
+#[allow(dead_code)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SdkSource {
     /// A path to the `plugin-sdk` directory (inside this repository).
