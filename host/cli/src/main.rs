@@ -27,6 +27,8 @@ enum Command {
     Replay(cmd::replay::ReplayArgs),
     /// The end-to-end window benchmark (simulate, then window CSV and NDJSON).
     Bench(cmd::bench::BenchArgs),
+    /// GPU kernels: `pitwall gpu info`.
+    Gpu(cmd::gpu::GpuArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Simulate(a) => cmd::simulate::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Replay(a) => cmd::replay::run(a),
+        Command::Gpu(a) => cmd::gpu::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -122,7 +122,17 @@ fn austria_frames_are_deterministic_and_carry_the_race() {
 #[test]
 fn run_replays_the_bundled_race() {
     let o = Command::new(env!("CARGO_BIN_EXE_pitwall"))
-        .args(["run", "--speed", "0", "--every", "3600"])
+        .args([
+            "run",
+            "--speed",
+            "0",
+            "--every",
+            "3600",
+            "--predict-runs",
+            "100",
+            "--gpu",
+            "off",
+        ])
         .output()
         .expect("runs pitwall");
     let (out, err) = (
@@ -134,6 +144,11 @@ fn run_replays_the_bundled_race() {
     assert!(out.contains("enters the pit lane"), "{out}");
     assert!(out.contains("CHEQUERED FLAG"), "{out}");
     assert!(out.contains("P1 #"), "{out}");
+    // Race predictions once per lap from lap 2 (the race is under way once the
+    // leader covered 1.5 laps) to lap 71, from the CPU kernels.
+    assert_eq!(out.matches("predictions | P(win)").count(), 70, "{out}");
+    assert!(out.contains("lap  2 predictions"), "{out}");
+    assert!(out.contains("lap 71 predictions"), "{out}");
 }
 
 #[test]

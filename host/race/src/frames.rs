@@ -19,7 +19,8 @@ use pitwall_engine::broadcast::BroadcastState;
 use pitwall_engine::job::JobSink;
 use pitwall_engine::{Collector, EventTime, LateRow, WindowResult};
 use pitwall_plugin_sdk::frame::{
-    CarFrameData, Compound, Flag, PitEventData, PitEventKind, RaceFrameData, RaceStateData,
+    CarFrameData, Compound, Flag, KernelResultData, PitEventData, PitEventKind, RaceFrameData,
+    RaceStateData,
 };
 
 use crate::track::{CarTrackState, ReferenceLine, TrackConfig, TrackModel, TrackSample};
@@ -31,6 +32,9 @@ pub struct TrackTimeline {
     by_window: BTreeMap<EventTime, Vec<CarTrackState>>,
     /// The reference line's length (m).
     pub lap_length_m: f64,
+    /// First window at whose end the race was under way
+    /// ([`TrackModel::race_under_way`]).
+    under_way_from: Option<EventTime>,
 }
 
 impl TrackTimeline {
@@ -42,12 +46,16 @@ impl TrackTimeline {
         let mut model = TrackModel::new(line, TrackConfig::default());
         let mut by_window = BTreeMap::new();
         let mut current: Option<EventTime> = None;
+        let mut under_way_from = None;
         for s in samples {
             let ws = s.ts_ms - s.ts_ms.rem_euclid(window_ms);
             if let Some(c) = current
                 && ws != c
             {
                 by_window.insert(c, model.snapshot());
+                if under_way_from.is_none() && model.race_under_way() {
+                    under_way_from = Some(c);
+                }
             }
             current = Some(ws);
             if model.push(s).is_err() {
@@ -60,7 +68,14 @@ impl TrackTimeline {
         Some(TrackTimeline {
             by_window,
             lap_length_m,
+            under_way_from,
         })
+    }
+
+    /// Whether the race was under way at the end of the window starting at `ws`
+    /// (formation laps are over).
+    pub fn under_way(&self, ws: EventTime) -> bool {
+        self.under_way_from.is_some_and(|t| t <= ws)
     }
 
     /// The cars' states at the end of the window starting at `ws` (the latest
@@ -125,6 +140,25 @@ pub struct FrameAssembler<S> {
     pub late_rows: u64,
     /// The first error of the sink, if any.
     pub error: Option<std::io::Error>,
+    predictions: Option<PredictionStage>,
+}
+
+/// Race-outcome, pit-strategy and lap-time predictions (the `pitwall-gpu`
+/// kernels), run once per leader lap and carried in every frame of that lap.
+///
+/// Once per lap because the Monte Carlo is the costliest thing the host does per
+/// race (≈1 s for 1,000 runs on 2 CPU cores) and its inputs — laps left, tyre
+/// ages, lap times — change per lap. The trigger is the leader's lap in event
+/// time, so a replay gives the same predictions every time.
+struct PredictionStage {
+    predictor: pitwall_gpu::RacePredictor,
+    /// Leader lap of the last prediction.
+    lap: Option<u16>,
+    /// car → the latest values, one per kernel name.
+    names: Vec<String>,
+    values: BTreeMap<u16, Vec<f64>>,
+    /// The first error, if a kernel failed (the frames go on without predictions).
+    error: Option<pitwall_gpu::GpuError>,
 }
 
 impl<S: FrameSink> FrameAssembler<S> {
@@ -149,7 +183,26 @@ impl<S: FrameSink> FrameAssembler<S> {
             seq: 0,
             late_rows: 0,
             error: None,
+            predictions: None,
         }
+    }
+
+    /// Runs `predictor` once per leader lap and puts its per-car results
+    /// (`p_win@1`, `pred_lap_s@1`, ...) in the frames' `kernels`.
+    pub fn with_predictor(mut self, predictor: pitwall_gpu::RacePredictor) -> Self {
+        self.predictions = Some(PredictionStage {
+            predictor,
+            lap: None,
+            names: Vec::new(),
+            values: BTreeMap::new(),
+            error: None,
+        });
+        self
+    }
+
+    /// The first prediction error, if any (predictions stop, frames go on).
+    pub fn prediction_error(&self) -> Option<&pitwall_gpu::GpuError> {
+        self.predictions.as_ref().and_then(|p| p.error.as_ref())
     }
 
     /// Tyre stints (OpenF1 `stints`): each car's compound and tyre age on its
@@ -254,6 +307,20 @@ impl<S: FrameSink> FrameAssembler<S> {
                     .and_then(|l| l.parse::<u16>().ok())
             })
             .unwrap_or(0);
+        let last_laps: BTreeMap<u16, f64> = track
+            .into_iter()
+            .flatten()
+            .filter_map(|t| Some((t.car.min(u16::MAX as u32) as u16, t.last_lap_s?)))
+            .collect();
+        // With positions, predictions wait for the race to be under way (the
+        // formation lap counts laps too); live timing's lap count is official.
+        let under_way = self.track.as_ref().is_none_or(|t| t.under_way(start));
+        let kernels = match self.predictions.as_mut() {
+            Some(p) if under_way => {
+                p.kernels(&cars, &race_now, leader_lap, self.total_laps, &last_laps)
+            }
+            _ => Vec::new(),
+        };
         let race = RaceStateData {
             lap: leader_lap,
             total_laps: self.total_laps,
@@ -270,7 +337,7 @@ impl<S: FrameSink> FrameAssembler<S> {
             race,
             cars,
             aggregate_names: self.aggregate_names.clone(),
-            kernels: Vec::new(),
+            kernels,
         };
         self.seq += 1;
         self.previous_race = race_now;
@@ -279,6 +346,104 @@ impl<S: FrameSink> FrameAssembler<S> {
         {
             self.error = Some(e);
         }
+    }
+}
+
+impl PredictionStage {
+    /// The frame's kernel results: a new prediction when the leader starts a new
+    /// lap, the last one otherwise.
+    fn kernels(
+        &mut self,
+        cars: &[CarFrameData],
+        race: &BroadcastState,
+        leader_lap: u16,
+        total_laps: u16,
+        last_laps: &BTreeMap<u16, f64>,
+    ) -> Vec<KernelResultData> {
+        // Without a race distance there are no laps left to simulate.
+        if self.error.is_none()
+            && total_laps > 0
+            && (1..=total_laps).contains(&leader_lap)
+            && self.lap != Some(leader_lap)
+        {
+            self.lap = Some(leader_lap);
+            let snap = race_snapshot(cars, race, leader_lap, total_laps, last_laps);
+            match self.predictor.update(&snap) {
+                Ok(p) => {
+                    let results = p.kernel_results();
+                    self.names = results.iter().map(|k| k.name.clone()).collect();
+                    self.values = snap
+                        .cars
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            let v = results.iter().map(|k| k.values[i]).collect();
+                            (c.car as u16, v)
+                        })
+                        .collect();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "race predictions stopped");
+                    self.error = Some(e);
+                }
+            }
+        }
+        // After the flag the last prediction is the race's; none before lap 1.
+        if self.names.is_empty() {
+            return Vec::new();
+        }
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(k, name)| KernelResultData {
+                name: name.clone(),
+                values: cars
+                    .iter()
+                    .map(|c| self.values.get(&c.car).map_or(f64::NAN, |v| v[k]))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// The predictor's view of one frame.
+fn race_snapshot(
+    cars: &[CarFrameData],
+    race: &BroadcastState,
+    leader_lap: u16,
+    total_laps: u16,
+    last_laps: &BTreeMap<u16, f64>,
+) -> pitwall_gpu::RaceSnapshot {
+    let gpu_compound = |c: Compound| match c {
+        Compound::Soft => Some(pitwall_gpu::Compound::Soft),
+        Compound::Medium => Some(pitwall_gpu::Compound::Medium),
+        Compound::Hard => Some(pitwall_gpu::Compound::Hard),
+        _ => None,
+    };
+    pitwall_gpu::RaceSnapshot {
+        lap: u32::from(leader_lap),
+        total_laps: u32::from(total_laps),
+        safety_car: race.safety_car,
+        vsc: race.virtual_safety_car,
+        cars: cars
+            .iter()
+            .filter(|c| c.position > 0)
+            .map(|c| pitwall_gpu::CarSnapshot {
+                car: u32::from(c.car),
+                position: u32::from(c.position),
+                gap_to_leader_s: if c.gap_to_leader_s.is_finite() {
+                    c.gap_to_leader_s
+                } else {
+                    0.0
+                },
+                laps_completed: u32::from(c.lap.saturating_sub(1)),
+                compound: gpu_compound(c.tyre_compound),
+                tyre_age: u32::from(c.tyre_age_laps),
+                in_pit: c.in_pit,
+                retired: c.retired,
+                last_lap_s: last_laps.get(&c.car).copied(),
+            })
+            .collect(),
     }
 }
 

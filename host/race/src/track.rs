@@ -442,6 +442,9 @@ pub struct CarTrackState {
     /// Seconds since the car ahead (in `position`) was at this car's total distance.
     pub interval_s: Option<f64>,
     pub in_pit: bool,
+    /// Duration of the car's last completed lap (s), from its line crossings;
+    /// `None` before it completed two.
+    pub last_lap_s: Option<f64>,
     /// Standing still for this long (s).
     pub stationary_s: f64,
     /// Standing still for at least [`TrackConfig::stopped_after_ms`] (retired or parked).
@@ -545,6 +548,13 @@ impl TrackModel {
     pub fn crossing_time_ms(&self, car: u32, laps: u32) -> Option<i64> {
         let c = self.cars.get(&car)?;
         time_at(&c.hist, laps as f64 * self.line.length())
+    }
+
+    /// Whether the race is under way: the leader covered 1.5 laps since the last
+    /// grid (or the start line was given, [`TrackModel::with_start_line`]). Before
+    /// that, laps may still be formation laps.
+    pub fn race_under_way(&self) -> bool {
+        self.race_locked
     }
 
     /// Derived pit-lane entries so far, in time order.
@@ -715,6 +725,14 @@ impl TrackModel {
                 _ => 0.0,
             };
             let done = laps_of(c.best, l);
+            let last_lap_s = match done {
+                0 | 1 => None,
+                n => {
+                    let a = time_at(&c.hist, f64::from(n - 1) * l);
+                    let b = time_at(&c.hist, f64::from(n) * l);
+                    a.zip(b).map(|(a, b)| (b - a) as f64 / 1000.0)
+                }
+            };
             let lap_distance_m = match self.origin {
                 Some(o) => (c.s_raw - o).rem_euclid(l),
                 None => c.s_raw,
@@ -732,6 +750,7 @@ impl TrackModel {
                 gap_to_leader_s,
                 interval_s,
                 in_pit: c.in_pit,
+                last_lap_s,
                 stationary_s: (self.now - c.anchor_ts) as f64 / 1000.0,
                 stopped: stopped(c),
             });

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod gpu;
 pub mod replay;
 pub mod run;
 pub mod simulate;

@@ -33,6 +33,8 @@ struct PrintFrames {
     origin: Option<i64>,
     last_print: Option<i64>,
     last: Option<(Flag, bool, bool)>,
+    /// Leader lap of the last printed prediction.
+    predicted_lap: Option<u16>,
 }
 
 impl PrintFrames {
@@ -44,6 +46,46 @@ impl PrintFrames {
             ms % 60_000 / 1000,
             ms % 1000 / 100
         )
+    }
+}
+
+impl PrintFrames {
+    /// Once per leader lap, when the frame carries race predictions: the
+    /// favourites and the leader's predicted next lap. (The pit-strategy figures
+    /// are in the frames; their gain is measured against staying out to the flag,
+    /// which early in a race is no plan at all, so it makes a poor headline.)
+    fn prediction_line(&mut self, f: &RaceFrameData) -> Option<String> {
+        let kernel = |name: &str| f.kernels.iter().find(|k| k.name == name);
+        let p_win = kernel("p_win@1")?;
+        // After the flag the frames carry the last prediction on: print it once.
+        if self.predicted_lap == Some(f.race.lap)
+            || (f.race.total_laps > 0 && f.race.lap > f.race.total_laps)
+        {
+            return None;
+        }
+        self.predicted_lap = Some(f.race.lap);
+        let mut fav: Vec<(u16, f64)> = f
+            .cars
+            .iter()
+            .zip(&p_win.values)
+            .filter(|(_, p)| p.is_finite() && **p > 0.0)
+            .map(|(c, p)| (c.car, *p))
+            .collect();
+        fav.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut line = format!("lap {:>2} predictions | P(win)", f.race.lap);
+        for (car, p) in fav.iter().take(3) {
+            line += &format!(" #{car} {:.0}%", p * 100.0);
+        }
+        if let Some(lap_s) = kernel("pred_lap_s@1") {
+            let leader = f.cars.iter().position(|c| c.position == 1);
+            if let Some(t) = leader
+                .and_then(|i| lap_s.values.get(i))
+                .filter(|t| t.is_finite())
+            {
+                line += &format!(" | leader's next lap {t:.1} s");
+            }
+        }
+        Some(line)
     }
 }
 
@@ -62,6 +104,9 @@ impl pitwall_race::frames::FrameSink for PrintFrames {
             }
             println!("{} {what}", self.clock(f.window_start_ms));
             self.last = Some(state);
+        }
+        if let Some(line) = self.prediction_line(f) {
+            println!("{} {line}", self.clock(f.window_start_ms));
         }
         for e in &r.pit_events {
             let lap = f.cars.iter().find(|c| c.car == e.car).map_or(0, |c| c.lap);
@@ -131,6 +176,61 @@ pub struct ReplayArgs {
     /// `.ndjson` (inspection) or `.pwrf` (length-prefixed FlatBuffers, as plugins get them).
     #[arg(long)]
     pub frames_out: Option<PathBuf>,
+    /// Race predictions (P(win), pit window, next lap time) once per lap: Monte
+    /// Carlo runs per strategy; 0 = none. Needs the race distance (`--laps`, or the
+    /// session result's laps).
+    #[arg(long, default_value_t = 0)]
+    pub predict_runs: u32,
+    /// Where the prediction kernels run: `auto` (GPU if there is one), `on`
+    /// (GPU or fail), `off` (CPU).
+    #[arg(long, default_value = "auto")]
+    pub gpu: pitwall_gpu::GpuSetting,
+    /// Scheduled race distance in laps (default: from the session result, if any).
+    #[arg(long)]
+    pub laps: Option<u16>,
+}
+
+/// The race distance: `--laps`, else the winner's laps in an OpenF1 session result.
+fn race_laps(args: &ReplayArgs) -> anyhow::Result<u16> {
+    if let Some(l) = args.laps {
+        return Ok(l);
+    }
+    let path = args.data.join("openf1_session_result.csv");
+    if !path.is_file() {
+        return Ok(0);
+    }
+    Ok(openf1::read_session_result(&path)?
+        .iter()
+        .filter_map(|r| r.number_of_laps)
+        .max()
+        .map_or(0, |l| l.min(u16::MAX as u32) as u16))
+}
+
+/// Adds the race predictor to `a` when `--predict-runs` asks for it.
+fn with_predictions<S: pitwall_race::frames::FrameSink>(
+    a: FrameAssembler<S>,
+    args: &ReplayArgs,
+    total_laps: u16,
+) -> anyhow::Result<FrameAssembler<S>> {
+    let a = a.with_total_laps(total_laps);
+    if args.predict_runs == 0 {
+        return Ok(a);
+    }
+    if total_laps == 0 {
+        eprintln!("no race distance known (give --laps N): no race predictions");
+        return Ok(a);
+    }
+    let backend = pitwall_gpu::detect_backend(args.gpu)?;
+    let cfg = pitwall_gpu::PredictorConfig {
+        runs: args.predict_runs,
+        ..pitwall_gpu::PredictorConfig::default()
+    };
+    let predictor = pitwall_gpu::RacePredictor::new(pitwall_gpu::LapModel::fitted(), cfg, backend)?;
+    eprintln!(
+        "race predictions once per lap: {} runs per strategy on {backend:?}",
+        args.predict_runs
+    );
+    Ok(a.with_predictor(predictor))
 }
 
 /// Track state for an OpenF1 session, from its location files (`None` if the
@@ -308,6 +408,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    let total_laps = race_laps(args)?;
     let summary = match &args.frames_out {
         None if track.is_some() => {
             // Positions give a running order: print frames for people.
@@ -317,9 +418,14 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
                 origin: None,
                 last_print: None,
                 last: None,
+                predicted_lap: None,
             };
-            let mut sink = FrameAssembler::new(printer, session, plan.size, names, track)
-                .with_stints(stints.clone());
+            let mut sink = with_predictions(
+                FrameAssembler::new(printer, session, plan.size, names, track)
+                    .with_stints(stints.clone()),
+                args,
+                total_laps,
+            )?;
             let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
             sink.finish()?;
             summary
@@ -344,17 +450,23 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             );
             let flat = path.extension().is_some_and(|e| e == "pwrf");
             let (summary, frames) = if flat {
-                let mut sink =
+                let mut sink = with_predictions(
                     FrameAssembler::new(FlatBufferFrames(file), session, window_ms, names, track)
-                        .with_stints(stints.clone());
+                        .with_stints(stints.clone()),
+                    args,
+                    total_laps,
+                )?;
                 let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
                 let (mut out, n) = sink.finish()?;
                 out.0.flush()?;
                 (summary, n)
             } else {
-                let mut sink =
+                let mut sink = with_predictions(
                     FrameAssembler::new(NdjsonFrames(file), session, window_ms, names, track)
-                        .with_stints(stints.clone());
+                        .with_stints(stints.clone()),
+                    args,
+                    total_laps,
+                )?;
                 let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
                 let (mut out, n) = sink.finish()?;
                 out.0.flush()?;

@@ -34,6 +34,12 @@ pub struct RunArgs {
     /// Write one race frame per window here (`.ndjson` or `.pwrf`); real races only.
     #[arg(long, conflicts_with = "simulate")]
     pub frames_out: Option<PathBuf>,
+    /// Race predictions once per lap (Monte Carlo runs per strategy; 0 = none).
+    #[arg(long, default_value_t = 500, conflicts_with = "simulate")]
+    pub predict_runs: u32,
+    /// Where the prediction kernels run: `auto`, `on` (GPU or fail), `off` (CPU).
+    #[arg(long, default_value = "auto")]
+    pub gpu: pitwall_gpu::GpuSetting,
     /// Job config for `--simulate` (schema, windows, aggregates); default:
     /// configs/window-bench.toml, built in.
     #[arg(long)]
@@ -84,6 +90,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             window: "1s".into(),
             every: args.every,
             frames_out: args.frames_out.clone(),
+            predict_runs: args.predict_runs,
+            gpu: args.gpu,
+            laps: None,
         });
     }
     let config = match &args.config {
