@@ -2,6 +2,7 @@
 //! engine lives in `pitwall-engine`.
 
 mod cmd;
+mod plugin_scaffold;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,8 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// GPU kernels: `pitwall gpu info`.
     Gpu(cmd::gpu::GpuArgs),
+    /// WASM plugins: scaffold, build, test over a recorded race.
+    Plugin(cmd::plugin::PluginArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Gpu(a) => cmd::gpu::run(a),
+        Command::Plugin(a) => cmd::plugin::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -36,9 +36,11 @@ pub enum LoadError {
         info: AbiVersion,
         section: AbiVersion,
     },
-    #[error("this host cannot run the plugin: {source} (this host runs ABI {supported})")]
+    // `reason`, not `source`: the message already says it, and a `source` would
+    // print it twice in an error chain.
+    #[error("this host cannot run the plugin: {reason} (this host runs ABI {supported})")]
     UnsupportedAbi {
-        source: AbiError,
+        reason: AbiError,
         supported: SupportedAbis,
     },
     #[error(

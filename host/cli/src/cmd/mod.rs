@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod gpu;
+pub mod plugin;
 pub mod replay;
 pub mod run;
 pub mod simulate;

@@ -23,6 +23,7 @@ use pitwall_race::frames::{FlatBufferFrames, FrameAssembler, NdjsonFrames, Track
 use pitwall_race::track::TrackSample;
 use pitwall_race::{livetiming, openf1};
 
+use super::plugin::WithPlugins;
 use super::run::Summaries;
 use pitwall_plugin_sdk::frame::{Flag, PitEventKind, RaceFrameData};
 
@@ -188,6 +189,46 @@ pub struct ReplayArgs {
     /// Scheduled race distance in laps (default: from the session result, if any).
     #[arg(long)]
     pub laps: Option<u16>,
+    /// Run the WASM plugins in this directory on every frame, and watch it: a new
+    /// or changed `NAME.wasm` / `NAME.params.json` is swapped in at the next window.
+    #[arg(long, conflicts_with = "example_plugins")]
+    pub plugins: Option<PathBuf>,
+    /// Run the example plugins built with this checkout (plugins/).
+    #[arg(long)]
+    pub example_plugins: bool,
+    /// Print plugin stories at least this important (0..1).
+    #[arg(long, default_value_t = 0.5)]
+    pub min_importance: f64,
+}
+
+impl ReplayArgs {
+    /// Which plugins the replay loads.
+    pub fn plugin_choice(&self) -> super::plugin::PluginChoice {
+        use super::plugin::PluginChoice;
+        match (&self.plugins, self.example_plugins) {
+            (Some(dir), _) => PluginChoice::Watch(dir.clone()),
+            (None, true) => PluginChoice::Examples,
+            (None, false) => PluginChoice::None,
+        }
+    }
+
+    /// A full-speed replay of `data` for `pitwall plugin test` (no summaries).
+    pub fn for_plugin_test(data: PathBuf) -> Self {
+        ReplayArgs {
+            data,
+            speed: 0.0,
+            from: None,
+            window: "1s".into(),
+            every: 3600,
+            frames_out: None,
+            predict_runs: 0,
+            gpu: pitwall_gpu::GpuSetting::Off,
+            laps: None,
+            plugins: None,
+            example_plugins: false,
+            min_importance: 0.0,
+        }
+    }
 }
 
 /// The race distance: `--laps`, else the winner's laps in an OpenF1 session result.
@@ -323,6 +364,39 @@ fn job_for(schema: &Schema, window: &str) -> anyhow::Result<JobConfig> {
 }
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
+    run_with_plugins(args, None)
+}
+
+/// Frames to a file, in either format.
+enum FrameWriter {
+    Flat(FlatBufferFrames<std::io::BufWriter<std::fs::File>>),
+    Ndjson(NdjsonFrames<std::io::BufWriter<std::fs::File>>),
+}
+
+impl FrameWriter {
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            FrameWriter::Flat(w) => w.0.flush(),
+            FrameWriter::Ndjson(w) => w.0.flush(),
+        }
+    }
+}
+
+impl pitwall_race::frames::FrameSink for FrameWriter {
+    fn frame(&mut self, f: &RaceFrameData) -> std::io::Result<()> {
+        match self {
+            FrameWriter::Flat(w) => w.frame(f),
+            FrameWriter::Ndjson(w) => w.frame(f),
+        }
+    }
+}
+
+/// The replay with a plugin stage already opened (`pitwall plugin test`), or the
+/// one `args` asks for.
+pub fn run_with_plugins(
+    args: &ReplayArgs,
+    stage: Option<super::plugin::PluginStage>,
+) -> anyhow::Result<()> {
     let opts = |schema: &Schema| SourceOptions {
         projection: vec![true; schema.channels.len()],
         on_error: OnError::Fail,
@@ -409,32 +483,52 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         Vec::new()
     };
     let total_laps = race_laps(args)?;
-    let summary = match &args.frames_out {
-        None if track.is_some() => {
-            // Positions give a running order: print frames for people.
-            let names = plan.aggregates.names().to_vec();
+    let stage = match stage {
+        Some(s) => Some(s),
+        None => super::plugin::PluginStage::open(
+            &args.plugin_choice(),
+            super::plugin::PrintOptions {
+                min_importance: args.min_importance,
+                all: false,
+            },
+        )?,
+    };
+    let names = plan.aggregates.names().to_vec();
+    let (summary, stage) = match &args.frames_out {
+        None if track.is_some() || stage.is_some() => {
+            // Print frames for people (the running order needs positions).
             let printer = PrintFrames {
-                every_ms: args.every.max(1) as i64 * 1000,
+                every_ms: if track.is_some() {
+                    args.every.max(1) as i64 * 1000
+                } else {
+                    i64::MAX
+                },
                 origin: None,
                 last_print: None,
                 last: None,
                 predicted_lap: None,
             };
             let mut sink = with_predictions(
-                FrameAssembler::new(printer, session, plan.size, names, track)
-                    .with_stints(stints.clone()),
+                FrameAssembler::new(
+                    WithPlugins::new(printer, stage),
+                    session,
+                    plan.size,
+                    names,
+                    track,
+                )
+                .with_stints(stints.clone()),
                 args,
                 total_laps,
             )?;
             let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
-            sink.finish()?;
-            summary
+            let (out, _) = sink.finish()?;
+            (summary, out.into_parts().1)
         }
         None => {
             let mut sink = Summaries::new(plan.clone(), args.every.max(1));
             let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
             sink.print_pending();
-            summary
+            (summary, None)
         }
         Some(path) => {
             let window_ms = plan.size;
@@ -443,39 +537,39 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
                     "no position-derived track state for this recording; frames carry aggregates and race state"
                 );
             }
-            let names = plan.aggregates.names().to_vec();
             let file = std::io::BufWriter::new(
                 std::fs::File::create(path)
                     .with_context(|| format!("creating {}", path.display()))?,
             );
             let flat = path.extension().is_some_and(|e| e == "pwrf");
-            let (summary, frames) = if flat {
-                let mut sink = with_predictions(
-                    FrameAssembler::new(FlatBufferFrames(file), session, window_ms, names, track)
-                        .with_stints(stints.clone()),
-                    args,
-                    total_laps,
-                )?;
-                let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
-                let (mut out, n) = sink.finish()?;
-                out.0.flush()?;
-                (summary, n)
+            let writer = if flat {
+                FrameWriter::Flat(FlatBufferFrames(file))
             } else {
-                let mut sink = with_predictions(
-                    FrameAssembler::new(NdjsonFrames(file), session, window_ms, names, track)
-                        .with_stints(stints.clone()),
-                    args,
-                    total_laps,
-                )?;
-                let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
-                let (mut out, n) = sink.finish()?;
-                out.0.flush()?;
-                (summary, n)
+                FrameWriter::Ndjson(NdjsonFrames(file))
             };
+            let mut sink = with_predictions(
+                FrameAssembler::new(
+                    WithPlugins::new(writer, stage),
+                    session,
+                    window_ms,
+                    names,
+                    track,
+                )
+                .with_stints(stints.clone()),
+                args,
+                total_laps,
+            )?;
+            let summary = run_job(plan, Box::new(replay), &mut sink, &job, &mut |_| {})?;
+            let (out, frames) = sink.finish()?;
+            let (mut writer, stage) = out.into_parts();
+            writer.flush()?;
             eprintln!("wrote {frames} frames to {}", path.display());
-            summary
+            (summary, stage)
         }
     };
+    if let Some(stage) = &stage {
+        stage.summary();
+    }
     let s = &summary.stats;
     eprintln!(
         "done: rows {}  late {}  windows {}  race-control events {}  in {:.2} s",

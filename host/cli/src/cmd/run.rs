@@ -21,7 +21,7 @@ use pitwall_engine::{Collector, EventTime, JobConfig, JobPlan, LateRow, WindowRe
 const DEFAULT_CONFIG: &str = include_str!("../../../../configs/window-bench.toml");
 
 /// The race `pitwall run` replays unless told otherwise (in the checkout).
-const BUNDLED_RACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/2024-austria-race");
+pub const BUNDLED_RACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/2024-austria-race");
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -40,6 +40,16 @@ pub struct RunArgs {
     /// Where the prediction kernels run: `auto`, `on` (GPU or fail), `off` (CPU).
     #[arg(long, default_value = "auto")]
     pub gpu: pitwall_gpu::GpuSetting,
+    /// Run the WASM plugins in this directory (watched: drop a new `NAME.wasm` in
+    /// to hot-swap it at the next window) instead of the bundled examples.
+    #[arg(long, conflicts_with = "simulate")]
+    pub plugins: Option<PathBuf>,
+    /// Run no plugins.
+    #[arg(long, conflicts_with = "plugins")]
+    pub no_plugins: bool,
+    /// Print plugin stories at least this important (0..1).
+    #[arg(long, default_value_t = 0.5)]
+    pub min_importance: f64,
     /// Job config for `--simulate` (schema, windows, aggregates); default:
     /// configs/window-bench.toml, built in.
     #[arg(long)]
@@ -93,6 +103,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             predict_runs: args.predict_runs,
             gpu: args.gpu,
             laps: None,
+            plugins: args.plugins.clone(),
+            example_plugins: args.plugins.is_none() && !args.no_plugins,
+            min_importance: args.min_importance,
         });
     }
     let config = match &args.config {

@@ -104,8 +104,8 @@ pub fn supported() -> SupportedAbis {
 
 /// The binding that runs a plugin declaring `abi`, or why there is none.
 pub fn binding_for(abi: AbiVersion) -> Result<&'static Binding, LoadError> {
-    let unsupported = |source| LoadError::UnsupportedAbi {
-        source,
+    let unsupported = |reason| LoadError::UnsupportedAbi {
+        reason,
         supported: supported(),
     };
     match BINDINGS.iter().find(|b| b.abi.major == abi.major) {

@@ -1,0 +1,424 @@
+//! `pitwall plugin new|build|test`, and the plugin stage of `run` and `replay`:
+//! every race frame goes through the loaded WASM plugins, their insights are
+//! printed as they come, and a plugin directory can be watched for hot swaps.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use pitwall_plugin_sdk::InsightBody;
+use pitwall_plugin_sdk::frame::RaceFrameData;
+use pitwall_race::frames::FrameSink;
+use pitwall_runtime::{
+    Boundary, LifecycleEvent, PluginSet, PluginWatcher, Runtime, RuntimeConfig, WatchConfig,
+};
+
+use crate::plugin_scaffold::{ScaffoldKind, SdkSource, scaffold};
+
+#[derive(clap::Args, Debug)]
+pub struct PluginArgs {
+    #[command(subcommand)]
+    pub command: PluginCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum PluginCommand {
+    /// Scaffold a plugin crate that builds and passes its own test.
+    New {
+        /// Plugin name (`[a-z0-9-]`, e.g. `undercut-watch`).
+        name: String,
+        /// `story` (whole frame → stories), `car` (per car → metrics) or `pair`
+        /// (per pair of cars → predictions).
+        #[arg(long)]
+        kind: ScaffoldKind,
+        /// Directory to create the crate in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Build a plugin crate for wasm32-unknown-unknown and print the `.wasm` path.
+    Build {
+        /// The plugin crate (a directory with a Cargo.toml).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
+    /// Run a plugin over a recorded race; print its insights and call timing.
+    Test {
+        /// The plugin module.
+        wasm: PathBuf,
+        /// The race (see `pitwall replay --data`); default: the bundled race.
+        #[arg(long)]
+        race: Option<PathBuf>,
+        /// Model parameters to hand the plugin (its `params` blob).
+        #[arg(long)]
+        params: Option<PathBuf>,
+        /// Print every insight (default: stories, and a count of the rest).
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// Which plugins a run loads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PluginChoice {
+    None,
+    /// The example plugins built with this checkout (`plugins/`, by the
+    /// `pitwall-plugins-bundle` build).
+    Examples,
+    /// Every `NAME.wasm` (and `NAME.params.json`) in a directory, watched: a new
+    /// or changed file is swapped in at the next window boundary.
+    Watch(PathBuf),
+    /// Exactly these modules.
+    Files(Vec<PathBuf>),
+}
+
+/// How the stage prints insights.
+#[derive(Debug, Clone)]
+pub struct PrintOptions {
+    /// Print stories at least this important; predictions and metrics only when
+    /// `all`.
+    pub min_importance: f64,
+    pub all: bool,
+}
+
+/// The plugin stage: a [`FrameSink`] that hands every frame to `inner` and then
+/// to the plugins, printing what they say.
+pub struct WithPlugins<S> {
+    inner: S,
+    stage: Option<PluginStage>,
+}
+
+pub struct PluginStage {
+    set: PluginSet,
+    _watcher: Option<PluginWatcher>,
+    print: PrintOptions,
+    origin: Option<i64>,
+    frames: u64,
+    insights: u64,
+    failures: u64,
+    /// Wall time of each frame's plugin calls (for the summary, never for decisions).
+    call_times: Vec<Duration>,
+}
+
+impl<S> WithPlugins<S> {
+    pub fn new(inner: S, stage: Option<PluginStage>) -> Self {
+        WithPlugins { inner, stage }
+    }
+
+    /// The inner sink and the stage back.
+    pub fn into_parts(self) -> (S, Option<PluginStage>) {
+        (self.inner, self.stage)
+    }
+}
+
+impl<S: FrameSink> FrameSink for WithPlugins<S> {
+    fn frame(&mut self, frame: &RaceFrameData) -> std::io::Result<()> {
+        self.inner.frame(frame)?;
+        if let Some(stage) = self.stage.as_mut() {
+            stage.frame(frame);
+        }
+        Ok(())
+    }
+}
+
+impl PluginStage {
+    /// Loads the chosen plugins (`None` for [`PluginChoice::None`]). Modules are
+    /// compiled here, before the first frame; a module that does not load is an
+    /// error that names the file and the reason.
+    pub fn open(choice: &PluginChoice, print: PrintOptions) -> anyhow::Result<Option<Self>> {
+        let files: Vec<PathBuf> = match choice {
+            PluginChoice::None => return Ok(None),
+            PluginChoice::Examples => pitwall_plugins_bundle::examples()
+                .map(|p| p.path())
+                .collect(),
+            PluginChoice::Files(f) => f.clone(),
+            PluginChoice::Watch(_) => Vec::new(),
+        };
+        let runtime =
+            Runtime::new(RuntimeConfig::default()).context("starting the plugin runtime")?;
+        let mut set = PluginSet::new(runtime);
+        let control = set.control();
+        for f in &files {
+            control
+                .deploy_file(f, Boundary::Next)
+                .with_context(|| format!("loading plugin {}", f.display()))?;
+        }
+        let watcher = match choice {
+            PluginChoice::Watch(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating plugin directory {}", dir.display()))?;
+                let w = PluginWatcher::start(dir, control.clone(), WatchConfig::default())
+                    .with_context(|| format!("watching {}", dir.display()))?;
+                eprintln!(
+                    "plugins: watching {} (drop NAME.wasm or NAME.params.json in to swap at the next window)",
+                    dir.display()
+                );
+                Some(w)
+            }
+            _ => None,
+        };
+        for e in set.apply_pending(i64::MIN) {
+            print_event(&e, "");
+        }
+        Ok(Some(PluginStage {
+            set,
+            _watcher: watcher,
+            print,
+            origin: None,
+            frames: 0,
+            insights: 0,
+            failures: 0,
+            call_times: Vec::new(),
+        }))
+    }
+
+    fn clock(&self, ts: i64) -> String {
+        let ms = (ts - self.origin.unwrap_or(ts)).max(0);
+        format!(
+            "[{:>4}:{:02}.{}]",
+            ms / 60_000,
+            ms % 60_000 / 1000,
+            ms % 1000 / 100
+        )
+    }
+
+    /// One frame through every plugin.
+    pub fn frame(&mut self, frame: &RaceFrameData) {
+        self.origin.get_or_insert(frame.window_start_ms);
+        let bytes = frame.to_flatbuffer();
+        let t0 = Instant::now();
+        let out = self.set.on_frame(&bytes, frame.window_start_ms);
+        self.call_times.push(t0.elapsed());
+        self.frames += 1;
+        let clock = self.clock(frame.window_start_ms);
+        for e in &out.events {
+            print_event(e, &clock);
+        }
+        for f in &out.failures {
+            self.failures += 1;
+            println!(
+                "{clock} plugin {} failed: {:?} ({:?})",
+                f.version, f.failure, f.action
+            );
+        }
+        for i in &out.insights {
+            self.insights += 1;
+            match i.body() {
+                InsightBody::Story(s) if s.importance() >= self.print.min_importance => {
+                    println!(
+                        "{clock} {} story [{}] {} (importance {:.2})",
+                        i.plugin_id(),
+                        s.kind(),
+                        s.headline(),
+                        s.importance()
+                    );
+                }
+                InsightBody::Prediction(p) if self.print.all => println!(
+                    "{clock} {} {} #{} on #{}: {:.2}",
+                    i.plugin_id(),
+                    p.kind(),
+                    p.cars().attacker,
+                    p.cars().defender,
+                    p.probability()
+                ),
+                InsightBody::Metric(m) if self.print.all => println!(
+                    "{clock} {} #{} {} = {:.3} {}",
+                    i.plugin_id(),
+                    m.car(),
+                    m.name(),
+                    m.value(),
+                    m.unit()
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    /// A summary per plugin, on stderr.
+    pub fn summary(&self) {
+        let mut t = self.call_times.clone();
+        t.sort_unstable();
+        let pct = |q: f64| {
+            t.get(((t.len() as f64 - 1.0) * q).round() as usize)
+                .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+        };
+        eprintln!(
+            "plugins: {} frames, {} insights, {} failed calls; all plugins per frame p50 {:.1} µs, p99 {:.1} µs",
+            self.frames,
+            self.insights,
+            self.failures,
+            pct(0.5),
+            pct(0.99)
+        );
+        for name in self.set.plugins() {
+            if let Some(s) = self.set.stats(name) {
+                eprintln!(
+                    "  {}: calls {} ok {} failures {} insights {} swaps {} rollbacks {} quarantines {}",
+                    self.set.live_version(name).as_deref().unwrap_or(name),
+                    s.calls,
+                    s.ok,
+                    s.failures.total(),
+                    s.insights_published,
+                    s.swaps,
+                    s.rollbacks,
+                    s.quarantines
+                );
+            }
+        }
+    }
+}
+
+fn print_event(e: &LifecycleEvent, clock: &str) {
+    let line = match e {
+        LifecycleEvent::Loaded {
+            plugin,
+            version,
+            content_hash,
+        } => format!(
+            "plugin {plugin}@{version} loaded (sha256 {})",
+            &content_hash[..content_hash.len().min(12)]
+        ),
+        other => serde_json::to_string(other).unwrap_or_else(|_| format!("{other:?}")),
+    };
+    if clock.is_empty() {
+        eprintln!("{line}");
+    } else {
+        println!("{clock} {line}");
+    }
+}
+
+pub fn run(args: &PluginArgs) -> anyhow::Result<()> {
+    match &args.command {
+        PluginCommand::New { name, kind, dir } => {
+            // Inside this checkout the SDK is a path; elsewhere, its version.
+            let sdk_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugin-sdk");
+            let sdk = if sdk_dir.join("Cargo.toml").is_file() {
+                SdkSource::Path(sdk_dir)
+            } else {
+                SdkSource::Version(env!("CARGO_PKG_VERSION").to_string())
+            };
+            let out = scaffold(name, *kind, dir, &sdk)
+                .with_context(|| format!("creating plugin {name} in {}", dir.display()))?;
+            println!("created {} ({kind} plugin)", out.display());
+            println!(
+                "next: cd {} && cargo test && pitwall plugin build",
+                out.display()
+            );
+            Ok(())
+        }
+        PluginCommand::Build { path } => {
+            let wasm = build(path)?;
+            println!("{}", wasm.display());
+            Ok(())
+        }
+        PluginCommand::Test {
+            wasm,
+            race,
+            params,
+            all,
+        } => test(wasm, race.as_deref(), params.as_deref(), *all),
+    }
+}
+
+/// `cargo build --release --target wasm32-unknown-unknown` in `path`; the module's path.
+fn build(path: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = path.join("Cargo.toml");
+    if !manifest.is_file() {
+        bail!(
+            "{} has no Cargo.toml: give the plugin crate's directory",
+            path.display()
+        );
+    }
+    ensure_wasm_target()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--message-format",
+            "json-render-diagnostics",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .output()
+        .with_context(|| format!("running {cargo}"))?;
+    if !out.status.success() {
+        bail!(
+            "building {} for wasm32 failed:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The cdylib artifact from cargo's JSON messages.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .flat_map(|m| {
+            m["filenames"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|f| f.as_str().map(PathBuf::from))
+                .collect::<Vec<_>>()
+        })
+        .rfind(|f| f.extension().is_some_and(|e| e == "wasm"))
+        .context("the build produced no .wasm: is the crate a cdylib (crate-type = [\"cdylib\"])?")
+}
+
+/// Installs the wasm32 target with rustup when it is missing.
+fn ensure_wasm_target() -> anyhow::Result<()> {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .context("running rustc")?;
+    let lib = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim())
+        .join("lib/rustlib/wasm32-unknown-unknown");
+    if lib.is_dir() {
+        return Ok(());
+    }
+    let status = Command::new("rustup")
+        .args(["target", "add", "wasm32-unknown-unknown"])
+        .status()
+        .context("the wasm32-unknown-unknown target is missing and rustup is not available")?;
+    if !status.success() {
+        bail!("rustup target add wasm32-unknown-unknown failed");
+    }
+    Ok(())
+}
+
+/// `pitwall plugin test`: the plugin alone over a recorded race.
+fn test(wasm: &Path, race: Option<&Path>, params: Option<&Path>, all: bool) -> anyhow::Result<()> {
+    let stage = PluginStage::open(
+        &PluginChoice::Files(vec![wasm.to_path_buf()]),
+        PrintOptions {
+            min_importance: 0.0,
+            all,
+        },
+    )?
+    .context("no plugin stage")?;
+    if let Some(p) = params {
+        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        let name = stage
+            .set
+            .plugins()
+            .next()
+            .context("the plugin did not load")?
+            .to_string();
+        stage
+            .set
+            .control()
+            .set_params(&name, bytes, Boundary::Next)
+            .with_context(|| format!("setting the parameters of {name}"))?;
+    }
+    let data = race
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(super::run::BUNDLED_RACE));
+    super::replay::run_with_plugins(
+        &super::replay::ReplayArgs::for_plugin_test(data),
+        Some(stage),
+    )
+}
