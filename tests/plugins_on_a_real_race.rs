@@ -478,7 +478,7 @@ fn beside_examples(
         let out = set.on_frame(&f.bytes, f.window_start_ms);
         assert_examples_unchanged(i, &out, hostile);
         assert!(
-            out.insights.iter().all(|x| is_example(x)),
+            out.insights.iter().all(is_example),
             "frame {i}: {hostile} published: {:?}",
             out.insights
                 .iter()
