@@ -315,6 +315,7 @@ fn counter_hot_swapped_hundreds_of_times_under_load_loses_no_window() {
         at += gaps[boundaries.len() % gaps.len()];
     }
     assert!(boundaries.len() >= 300, "{} swaps", boundaries.len());
+    eprintln!("{} swaps over {} frames", boundaries.len(), frames.len());
     let windows: Vec<i64> = boundaries
         .iter()
         .map(|&i| frames[i].window_start_ms)
@@ -832,6 +833,7 @@ fn two_runs_of_the_real_plugins_are_identical() {
         "the runs differ from frame {first_diff:?}"
     );
     let total: usize = a.iter().map(String::len).sum();
+    eprintln!("{} frames, {total} bytes of insight JSON per run", a.len());
     assert!(total > 10_000_000, "{total} bytes of insights");
 }
 
