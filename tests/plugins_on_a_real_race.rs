@@ -610,8 +610,10 @@ fn hostile_spin_hits_the_deadline_and_the_examples_keep_every_frame() {
         assert_eq!(*kind, FailureKind::Deadline);
         assert!(msg.contains("deadline"), "{msg}");
     }
-    // What the runtime does with it is pinned by
-    // `bug_a_plugin_that_fails_after_each_restart_is_never_quarantined`.
+    // Failing one call in three, it is quarantined by its failure rate at its
+    // 20th call (7 of 20 failed).
+    assert_eq!(run.quarantined_at, Some(from + 20), "{run:?}");
+    assert_eq!(run.failures.len(), 7, "{run:?}");
     eprintln!(
         "hostile-spin: {} deadline failures, {} restarts, quarantined at {:?}",
         run.failures.len(),
@@ -629,6 +631,7 @@ fn hostile_trap_is_contained_and_the_examples_keep_every_frame() {
         assert_eq!(*kind, FailureKind::Trap);
         assert!(msg.contains("unreachable"), "{msg}");
     }
+    assert!(run.quarantined_at.is_some(), "{run:?}");
     eprintln!(
         "hostile-trap: {} traps, {} restarts, quarantined at {:?}",
         run.failures.len(),
@@ -952,19 +955,16 @@ fn a_shadow_copy_of_pace_agrees_fully_and_is_promoted_at_a_boundary() {
 }
 
 // ---------------------------------------------------------------------------
-// Findings
+// Found by these tests, fixed in the runtime
 // ---------------------------------------------------------------------------
 
-/// A plugin that fails again after every restart is never quarantined: the
-/// fresh instance's first frames succeed and reset the consecutive-failure
-/// count. `hostile-trap` (fine on its first frame, then traps) and
-/// `hostile-spin` (fine for two frames, then loops) keep failing for the
-/// whole race — `hostile-spin` costs a full deadline every third frame —
-/// while `docs/plugin-abi.md` §5 and the bundle's table expect the runtime
-/// to quarantine them.
+/// A plugin that fails again after every restart never reaches the consecutive-
+/// failure threshold: the fresh instance's first frames succeed. `hostile-trap`
+/// (fine on its first frame, then traps) would keep failing for the whole race,
+/// `hostile-spin` would cost a full deadline every third frame. The failure rate
+/// over the recent calls (`RuntimeConfig::failure_window`, 5 of 20) quarantines it.
 #[test]
-#[ignore = "bug: a plugin restarted after each trap/deadline resets its consecutive-failure count and is never quarantined (host/runtime/src/slot.rs)"]
-fn bug_a_plugin_that_fails_after_each_restart_is_never_quarantined() {
+fn a_plugin_that_fails_after_each_restart_is_quarantined_by_its_failure_rate() {
     let mut set = set_with(relaxed(), &["hostile-trap"]);
     for f in &frames()[..100] {
         set.on_frame(&f.bytes, f.window_start_ms);
@@ -972,4 +972,8 @@ fn bug_a_plugin_that_fails_after_each_restart_is_never_quarantined() {
     let s = set.stats("hostile-trap").unwrap();
     assert!(s.failures.trap >= 3, "{s:?}");
     assert_eq!(s.quarantines, 1, "never quarantined: {s:?}");
+    // It fails every other call: quarantined once 20 calls are in the window
+    // (10 failed ≥ 5), then skipped.
+    assert_eq!((s.calls, s.failures.trap), (20, 10), "{s:?}");
+    assert_eq!(s.skipped_quarantined, 100 - s.calls, "{s:?}");
 }

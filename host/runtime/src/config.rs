@@ -35,6 +35,12 @@ pub struct RuntimeConfig {
     pub pooling: bool,
     /// Consecutive failed calls after which a plugin is quarantined. Default 3.
     pub failure_threshold: u32,
+    /// A plugin is also quarantined when, once it has made `failure_window.1`
+    /// calls, at least `failure_window.0` of the last `failure_window.1` failed.
+    /// Default 5 of 20. Consecutive failures alone
+    /// miss a plugin that traps (or spins to its deadline) on every other frame:
+    /// each failure restarts it and its fresh instance's first call succeeds.
+    pub failure_window: (u32, u32),
     /// A version counts as "swapped in recently" for this many windows after
     /// its swap (and for as long as it has not completed a single call):
     /// quarantining it then rolls back to the previous version automatically.
@@ -102,6 +108,7 @@ impl Default for RuntimeConfig {
             max_instances: 64,
             pooling: true,
             failure_threshold: 3,
+            failure_window: (5, 20),
             rollback_window: 20,
             history_len: 8,
             log_limit: LogLimit::default(),

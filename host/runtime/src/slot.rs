@@ -83,6 +83,9 @@ pub(crate) struct Slot {
     live: Running,
     windows_since_swap: u64,
     ok_since_swap: u64,
+    /// Outcome of the live version's recent calls (true = failed), newest last,
+    /// at most `RuntimeConfig::failure_window.1` of them.
+    recent: std::collections::VecDeque<bool>,
     /// The live version replaced another one that can be rolled back to
     /// automatically (cleared by an automatic rollback, so it cannot cascade).
     swapped: bool,
@@ -120,6 +123,7 @@ impl Slot {
             live: run,
             windows_since_swap: 0,
             ok_since_swap: 0,
+            recent: std::collections::VecDeque::new(),
             swapped: false,
             standby: None,
             stack: vec![entry],
@@ -273,6 +277,7 @@ impl Slot {
         }
         self.windows_since_swap = 0;
         self.ok_since_swap = 0;
+        self.recent.clear();
         self.quarantine = None;
         self.stats.consecutive_failures = 0;
         self.stats.swaps += 1;
@@ -394,6 +399,7 @@ impl Slot {
         self.swapped = false;
         self.windows_since_swap = 0;
         self.ok_since_swap = 0;
+        self.recent.clear();
         self.quarantine = None;
         self.stats.consecutive_failures = 0;
         self.stats.rollbacks += 1;
@@ -437,6 +443,7 @@ impl Slot {
     pub(crate) fn resume(&mut self, graveyard: &mut Graveyard) -> LifecycleEvent {
         self.quarantine = None;
         self.stats.consecutive_failures = 0;
+        self.recent.clear();
         if let Some(i) = self.live.instance.take() {
             graveyard.push(Running::new(self.live.compiled.clone(), Some(i)));
         }
@@ -591,6 +598,7 @@ impl Slot {
                     self.stats.ok += 1;
                     self.stats.consecutive_failures = 0;
                     self.ok_since_swap += 1;
+                    self.record_outcome(false, cfg);
                     Some(data)
                 }
                 Err(f) => {
@@ -689,6 +697,16 @@ impl Slot {
         self.metrics.insights.increment(n as u64);
     }
 
+    /// Records a live call's outcome; returns how many of the recent calls failed.
+    fn record_outcome(&mut self, failed: bool, cfg: &RuntimeConfig) -> u32 {
+        let keep = cfg.failure_window.1.max(1) as usize;
+        self.recent.push_back(failed);
+        while self.recent.len() > keep {
+            self.recent.pop_front();
+        }
+        self.recent.iter().filter(|f| **f).count() as u32
+    }
+
     fn live_failed(
         &mut self,
         f: CallFailure,
@@ -706,11 +724,18 @@ impl Slot {
         }
         let version = self.live.id().clone();
         let mut action = FailureAction::Counted;
-        if self.stats.consecutive_failures >= cfg.failure_threshold.max(1) {
-            let reason = format!(
-                "{} consecutive failures, the last: {f}",
-                self.stats.consecutive_failures
-            );
+        let failed_recently = self.record_outcome(true, cfg);
+        let (most, of) = cfg.failure_window;
+        let too_many = most > 0 && self.recent.len() as u32 >= of && failed_recently >= most;
+        if self.stats.consecutive_failures >= cfg.failure_threshold.max(1) || too_many {
+            let reason = if self.stats.consecutive_failures >= cfg.failure_threshold.max(1) {
+                format!(
+                    "{} consecutive failures, the last: {f}",
+                    self.stats.consecutive_failures
+                )
+            } else {
+                format!("{failed_recently} of the last {of} calls failed, the last: {f}")
+            };
             self.stats.quarantines += 1;
             self.metrics.quarantines.increment(1);
             let recent = self.windows_since_swap < cfg.rollback_window || self.ok_since_swap == 0;
