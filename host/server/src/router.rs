@@ -1,0 +1,172 @@
+//! The routes and their shared state.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+
+use crate::error::{ApiError, ServerError};
+use crate::feed::{FeedHub, HubStats, KIND_STORY};
+use crate::query::parse_event_id;
+use crate::{sse, ws};
+
+/// A plugin (or model) version, as `/health` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginVersion {
+    pub name: String,
+    pub version: String,
+    /// Model parameters' version (content hash), or `none`.
+    pub model_version: String,
+}
+
+/// What the job reports about itself on `/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// `ok`, or a word saying what is wrong (`degraded`, ...).
+    pub status: String,
+    pub plugins: Vec<PluginVersion>,
+}
+
+impl Health {
+    pub fn ok(plugins: Vec<PluginVersion>) -> Self {
+        Self {
+            status: "ok".into(),
+            plugins,
+        }
+    }
+}
+
+/// Asked on every `/health`: the job owns the plugin set, the server only
+/// shows what it is told.
+pub type HealthFn = Arc<dyn Fn() -> Health + Send + Sync>;
+
+/// Everything the routes share.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: FeedHub,
+    pub health: HealthFn,
+    /// `None`: `/metrics` answers 503 (no recorder installed).
+    pub prometheus: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    pub fn new(hub: FeedHub, health: impl Fn() -> Health + Send + Sync + 'static) -> Self {
+        Self {
+            hub,
+            health: Arc::new(health),
+            prometheus: None,
+        }
+    }
+
+    pub fn with_prometheus(mut self, handle: PrometheusHandle) -> Self {
+        self.prometheus = Some(handle);
+        self
+    }
+}
+
+/// Installs the process-wide Prometheus recorder (once per process: the
+/// `metrics` facade has a single global recorder) and returns the handle
+/// `/metrics` renders.
+pub fn install_prometheus() -> Result<PrometheusHandle, ServerError> {
+    Ok(PrometheusBuilder::new().install_recorder()?)
+}
+
+/// The server's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/feed", get(sse::feed))
+        .route("/ws", get(ws::feed))
+        .route("/health", get(health))
+        .route("/stories", get(stories))
+        .route("/metrics", get(metrics_text))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+struct HealthBody {
+    #[serde(flatten)]
+    health: Health,
+    feed: HubStats,
+}
+
+async fn health(State(st): State<AppState>) -> Json<HealthBody> {
+    Json(HealthBody {
+        health: (st.health)(),
+        feed: st.hub.stats(),
+    })
+}
+
+const STORIES_DEFAULT: usize = 50;
+const STORIES_MAX: usize = 500;
+
+#[derive(Serialize)]
+struct StoriesPage {
+    /// Newest first.
+    stories: Vec<serde_json::Value>,
+    /// Pass as `before` for the next (older) page; `null` at the end.
+    next_before: Option<u64>,
+}
+
+/// `GET /stories?limit=50&before=ID`: recent stories still in the replay
+/// buffer, newest first (the history store, a later part of issue 6, goes
+/// further back).
+async fn stories(
+    State(st): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<StoriesPage>, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError::BadQuery(e.body_text()))?;
+    let mut limit = STORIES_DEFAULT;
+    let mut before = None;
+    for (k, v) in &pairs {
+        match k.as_str() {
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=STORIES_MAX).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad("limit", format!("`{v}` is not in 1..={STORIES_MAX}"))
+                    })?
+            }
+            "before" => before = Some(parse_event_id("before", v)?),
+            other => {
+                return Err(ApiError::bad(
+                    other,
+                    "unknown parameter (known: limit, before)",
+                ));
+            }
+        }
+    }
+    let events = st.hub.recent(KIND_STORY, before, limit);
+    let next_before = (events.len() == limit)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    let stories = events
+        .iter()
+        .map(|e| serde_json::from_str(&e.json).expect("the hub writes valid JSON"))
+        .collect();
+    Ok(Json(StoriesPage {
+        stories,
+        next_before,
+    }))
+}
+
+async fn metrics_text(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let handle = st.prometheus.as_ref().ok_or(ApiError::Unavailable(
+        "metrics recorder not installed in this server",
+    ))?;
+    let s = st.hub.stats();
+    metrics::gauge!("pitwall_feed_buffered_events").set(s.buffered as f64);
+    metrics::gauge!("pitwall_feed_subscribers").set(s.subscribers as f64);
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    ))
+}
