@@ -7,14 +7,18 @@
 //! the socket. Here the connection future races the kill switch.
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::{Extension, Router};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::error::ServerError;
 use crate::feed::ConnKill;
+
+/// How long a connection may take to send its request headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `app` on `listener` until `shutdown` resolves (connections already
 /// open run on until they end).
@@ -41,7 +45,11 @@ pub async fn serve(
         let kill = ConnKill::new();
         let svc = TowerToHyperService::new(app.clone().layer(Extension(kill.clone())));
         tokio::spawn(async move {
+            // A client that opens a socket and never finishes its request
+            // headers must not hold it forever.
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), svc)
                 .with_upgrades();
             tokio::select! {

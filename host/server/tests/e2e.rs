@@ -341,3 +341,24 @@ async fn bad_requests_get_400_with_a_reason() {
     // None of it subscribed anyone.
     assert_eq!(hub.stats().subscribers, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_sse_subscribers_each_receive_everything_in_order() {
+    let (hub, addr) = start(HubConfig::default()).await;
+    let clients: Vec<_> = (0..100)
+        .map(|_| sse_client(format!("http://{addr}/feed?kinds=story,prediction"), None))
+        .collect();
+    wait_until("100 subscribers", || hub.stats().subscribers == 100).await;
+    for i in 0..300 {
+        hub.publish(event(i, 512));
+    }
+    wait_until("all caught up", || {
+        clients.iter().all(|(seen, _)| last_id(seen) == 300)
+    })
+    .await;
+    let all: Vec<u64> = (1..=300).collect();
+    for (seen, _) in &clients {
+        assert_eq!(event_ids(seen), all);
+    }
+    assert_eq!(hub.stats().lagged, 0);
+}

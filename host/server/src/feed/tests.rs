@@ -326,3 +326,30 @@ fn plugin_insights_and_race_state_become_events() {
     assert_eq!(e.data["seq"], 1);
     assert!(e.cars.is_empty());
 }
+
+#[test]
+fn concurrent_publishers_give_unique_ids_seen_in_order_by_every_subscriber() {
+    let h = hub(100_000, 100_000, 100_000);
+    let mut subs: Vec<_> = (0..4)
+        .map(|_| h.subscribe(Filter::default(), None, None))
+        .collect();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                (0..1_000)
+                    .map(|_| h.publish(ev(KIND_STORY, &[], 0.5)))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=4_000).collect::<Vec<_>>());
+    for sub in &mut subs {
+        assert_eq!(ids(&drain(sub)), all);
+    }
+}
