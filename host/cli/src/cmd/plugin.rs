@@ -55,6 +55,9 @@ pub enum PluginCommand {
         /// Print every insight (default: stories, and a count of the rest).
         #[arg(long)]
         all: bool,
+        /// Per-call deadline.
+        #[arg(long, default_value = "5ms")]
+        deadline: String,
     },
 }
 
@@ -72,13 +75,26 @@ pub enum PluginChoice {
     Files(Vec<PathBuf>),
 }
 
-/// How the stage prints insights.
+/// How the stage runs plugins and prints their insights.
 #[derive(Debug, Clone)]
 pub struct PrintOptions {
     /// Print stories at least this important; predictions and metrics only when
     /// `all`.
     pub min_importance: f64,
     pub all: bool,
+    /// Per-call deadline (epoch interruption). A few ms on a quiet machine; a
+    /// loaded one (CI, a laptop on battery) can deschedule a call for longer.
+    pub deadline: Duration,
+}
+
+/// Parses a `--plugin-deadline` value such as `5ms` or `1s`.
+pub fn parse_deadline(s: &str) -> anyhow::Result<Duration> {
+    let d = humantime::parse_duration(s)
+        .with_context(|| format!("--plugin-deadline {s:?}: expected e.g. 5ms or 1s"))?;
+    if d.is_zero() {
+        bail!("--plugin-deadline must be more than 0");
+    }
+    Ok(d)
 }
 
 /// The plugin stage: a [`FrameSink`] that hands every frame to `inner` and then
@@ -134,8 +150,11 @@ impl PluginStage {
             PluginChoice::Files(f) => f.clone(),
             PluginChoice::Watch(_) => Vec::new(),
         };
-        let runtime =
-            Runtime::new(RuntimeConfig::default()).context("starting the plugin runtime")?;
+        let runtime = Runtime::new(RuntimeConfig {
+            deadline: print.deadline,
+            ..RuntimeConfig::default()
+        })
+        .context("starting the plugin runtime")?;
         let mut set = PluginSet::new(runtime);
         let control = set.control();
         for f in &files {
@@ -316,7 +335,17 @@ pub fn run(args: &PluginArgs) -> anyhow::Result<()> {
             race,
             params,
             all,
-        } => test(wasm, race.as_deref(), params.as_deref(), *all),
+            deadline,
+        } => test(
+            wasm,
+            race.as_deref(),
+            params.as_deref(),
+            PrintOptions {
+                min_importance: 0.0,
+                all: *all,
+                deadline: parse_deadline(deadline)?,
+            },
+        ),
     }
 }
 
@@ -391,15 +420,14 @@ fn ensure_wasm_target() -> anyhow::Result<()> {
 }
 
 /// `pitwall plugin test`: the plugin alone over a recorded race.
-fn test(wasm: &Path, race: Option<&Path>, params: Option<&Path>, all: bool) -> anyhow::Result<()> {
-    let stage = PluginStage::open(
-        &PluginChoice::Files(vec![wasm.to_path_buf()]),
-        PrintOptions {
-            min_importance: 0.0,
-            all,
-        },
-    )?
-    .context("no plugin stage")?;
+fn test(
+    wasm: &Path,
+    race: Option<&Path>,
+    params: Option<&Path>,
+    print: PrintOptions,
+) -> anyhow::Result<()> {
+    let stage = PluginStage::open(&PluginChoice::Files(vec![wasm.to_path_buf()]), print)?
+        .context("no plugin stage")?;
     if let Some(p) = params {
         let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
         let name = stage

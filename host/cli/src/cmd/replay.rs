@@ -199,6 +199,9 @@ pub struct ReplayArgs {
     /// Print plugin stories at least this important (0..1).
     #[arg(long, default_value_t = 0.5)]
     pub min_importance: f64,
+    /// Per-call plugin deadline (e.g. `5ms`, `1s`).
+    #[arg(long, default_value = "5ms")]
+    pub plugin_deadline: String,
 }
 
 impl ReplayArgs {
@@ -227,6 +230,7 @@ impl ReplayArgs {
             plugins: None,
             example_plugins: false,
             min_importance: 0.0,
+            plugin_deadline: "5ms".into(),
         }
     }
 }
@@ -490,6 +494,7 @@ pub fn run_with_plugins(
             super::plugin::PrintOptions {
                 min_importance: args.min_importance,
                 all: false,
+                deadline: super::plugin::parse_deadline(&args.plugin_deadline)?,
             },
         )?,
     };

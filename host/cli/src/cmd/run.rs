@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// Print plugin stories at least this important (0..1).
     #[arg(long, default_value_t = 0.5)]
     pub min_importance: f64,
+    /// Per-call plugin deadline (e.g. `5ms`, `1s`): a call past it is interrupted
+    /// and counted as a failure.
+    #[arg(long, default_value = "5ms")]
+    pub plugin_deadline: String,
     /// Job config for `--simulate` (schema, windows, aggregates); default:
     /// configs/window-bench.toml, built in.
     #[arg(long)]
@@ -106,6 +110,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             plugins: args.plugins.clone(),
             example_plugins: args.plugins.is_none() && !args.no_plugins,
             min_importance: args.min_importance,
+            plugin_deadline: args.plugin_deadline.clone(),
         });
     }
     let config = match &args.config {
