@@ -47,6 +47,15 @@ impl IntoResponse for ApiError {
 pub enum ServerError {
     #[error("server socket: {0}")]
     Io(#[from] std::io::Error),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("starting the server's runtime thread: {0}")]
+    Runtime(std::io::Error),
+    #[error("the server thread panicked")]
+    Panicked,
     #[error("installing the Prometheus recorder (is another metrics recorder installed?): {0}")]
     Metrics(#[from] metrics_exporter_prometheus::BuildError),
 }

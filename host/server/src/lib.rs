@@ -10,7 +10,10 @@
 //! * [`mod@serve`]: the accept loop. It gives each connection a [`ConnKill`] so the
 //!   hub can close the socket of a client that stopped reading.
 //!
-//! Wiring it into a job:
+//! * [`BackgroundServer`]: all of it on its own thread and runtime, for a job
+//!   that is not async.
+//!
+//! Wiring it into an async job:
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), pitwall_server::ServerError> {
@@ -24,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod background;
 pub mod error;
 pub mod feed;
 pub mod query;
@@ -32,6 +36,7 @@ pub mod serve;
 mod sse;
 mod ws;
 
+pub use background::BackgroundServer;
 pub use error::{ApiError, ServerError};
 pub use feed::{
     ConnKill, Event, FeedHub, Filter, HubConfig, HubStats, Item, NewEvent, Notice, Subscription,
