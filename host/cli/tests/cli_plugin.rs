@@ -119,6 +119,8 @@ fn run_feeds_every_frame_to_the_example_plugins() {
         // tested here is that every frame reaches every plugin.
         "--plugin-deadline",
         "2s",
+        "--listen",
+        "127.0.0.1:0",
     ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
@@ -133,4 +135,76 @@ fn run_feeds_every_frame_to_the_example_plugins() {
         out.contains("gap-watch@") && out.contains("story [catching]"),
         "{out}"
     );
+}
+
+/// `pitwall run --listen` serves the feeds beside the replay: with `--stay` it
+/// keeps serving after the race, and `/health` names the loaded plugins and
+/// `/stories` pages the stories the plugins told.
+#[test]
+fn run_serves_health_and_stories_on_localhost() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .args([
+            "run",
+            "--speed",
+            "0",
+            "--every",
+            "3600",
+            "--predict-runs",
+            "0",
+            "--plugin-deadline",
+            "2s",
+            "--listen",
+            "127.0.0.1:0",
+            "--stay",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs pitwall");
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let (mut addr, mut line) = (None, String::new());
+    let mut seen = String::new();
+    // The address comes first; "still serving" once the race is over.
+    while err.read_line(&mut line).unwrap() > 0 {
+        seen += &line;
+        // "feeds on http://127.0.0.1:PORT: /feed (SSE), ..."
+        if let Some((a, _)) = line
+            .strip_prefix("feeds on http://")
+            .and_then(|rest| rest.split_once(": "))
+        {
+            addr = Some(a.to_string());
+        }
+        if line.contains("still serving") {
+            break;
+        }
+        line.clear();
+    }
+    let addr = addr.unwrap_or_else(|| panic!("no address in {seen}"));
+    let get = |path: &str| -> String {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    };
+    let health = get("/health");
+    let stories = get("/stories?limit=5");
+    let bad = get("/feed?min_importance=lots");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    for p in pitwall_plugins_bundle::examples() {
+        assert!(
+            health.contains(&format!("\"name\":\"{}\"", p.name)),
+            "{health}"
+        );
+    }
+    assert!(stories.starts_with("HTTP/1.1 200"), "{stories}");
+    assert!(stories.contains("gap-watch"), "{stories}");
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
 }

@@ -132,6 +132,7 @@ fn run_replays_the_bundled_race() {
             "100",
             "--gpu",
             "off",
+            "--no-listen",
         ])
         .output()
         .expect("runs pitwall");

@@ -102,6 +102,8 @@ pub fn parse_deadline(s: &str) -> anyhow::Result<Duration> {
 pub struct WithPlugins<S> {
     inner: S,
     stage: Option<PluginStage>,
+    /// The feeds (`--listen`): race state per frame and every insight.
+    hub: Option<pitwall_server::FeedHub>,
 }
 
 pub struct PluginStage {
@@ -118,7 +120,17 @@ pub struct PluginStage {
 
 impl<S> WithPlugins<S> {
     pub fn new(inner: S, stage: Option<PluginStage>) -> Self {
-        WithPlugins { inner, stage }
+        WithPlugins {
+            inner,
+            stage,
+            hub: None,
+        }
+    }
+
+    /// Also publish to the feeds.
+    pub fn with_hub(mut self, hub: Option<pitwall_server::FeedHub>) -> Self {
+        self.hub = hub;
+        self
     }
 
     /// The inner sink and the stage back.
@@ -130,8 +142,20 @@ impl<S> WithPlugins<S> {
 impl<S: FrameSink> FrameSink for WithPlugins<S> {
     fn frame(&mut self, frame: &RaceFrameData) -> std::io::Result<()> {
         self.inner.frame(frame)?;
+        if let Some(hub) = &self.hub
+            && let Err(e) = hub.publish_race_state(frame)
+        {
+            tracing::warn!("race state not published: {e}");
+        }
         if let Some(stage) = self.stage.as_mut() {
-            stage.frame(frame);
+            let out = stage.frame(frame);
+            if let Some(hub) = &self.hub {
+                for i in &out.insights {
+                    if let Err(e) = hub.publish_insight(i) {
+                        tracing::warn!(plugin = i.plugin_id(), "insight not published: {e}");
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -201,8 +225,13 @@ impl PluginStage {
         )
     }
 
-    /// One frame through every plugin.
-    pub fn frame(&mut self, frame: &RaceFrameData) {
+    /// The plugin control handle (for the server's health and plugin panel).
+    pub fn control(&self) -> pitwall_runtime::PluginControl {
+        self.set.control()
+    }
+
+    /// One frame through every plugin; what they said.
+    pub fn frame(&mut self, frame: &RaceFrameData) -> pitwall_runtime::FrameOutcome {
         self.origin.get_or_insert(frame.window_start_ms);
         let bytes = frame.to_flatbuffer();
         let t0 = Instant::now();
@@ -251,6 +280,7 @@ impl PluginStage {
                 _ => {}
             }
         }
+        out
     }
 
     /// A summary per plugin, on stderr.

@@ -202,6 +202,13 @@ pub struct ReplayArgs {
     /// Per-call plugin deadline (e.g. `5ms`, `1s`).
     #[arg(long, default_value = "5ms")]
     pub plugin_deadline: String,
+    /// Serve the feeds here while replaying: SSE `/feed`, WebSocket `/ws`,
+    /// `/health`, `/stories`, Prometheus `/metrics` (port 0: any free port).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// With `--listen`: keep serving after the race until Ctrl-C.
+    #[arg(long, requires = "listen")]
+    pub stay: bool,
 }
 
 impl ReplayArgs {
@@ -231,6 +238,8 @@ impl ReplayArgs {
             example_plugins: false,
             min_importance: 0.0,
             plugin_deadline: "5ms".into(),
+            listen: None,
+            stay: false,
         }
     }
 }
@@ -371,6 +380,50 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     run_with_plugins(args, None)
 }
 
+/// Starts the HTTP server (feeds, health, metrics) on its own thread.
+fn start_server(
+    addr: std::net::SocketAddr,
+    stage: Option<&super::plugin::PluginStage>,
+) -> anyhow::Result<(pitwall_server::BackgroundServer, pitwall_server::FeedHub)> {
+    use pitwall_server::{AppState, FeedHub, Health, HubConfig, PluginVersion};
+    let hub = FeedHub::new(HubConfig::default());
+    let control = stage.map(|s| s.control());
+    let state = AppState::new(hub.clone(), move || {
+        let plugins = control
+            .as_ref()
+            .map(|c| {
+                c.status()
+                    .plugins
+                    .iter()
+                    .map(|p| PluginVersion {
+                        name: p.name.clone(),
+                        version: p.live.version.clone(),
+                        model_version: p
+                            .params
+                            .as_ref()
+                            .map_or_else(|| "none".into(), |m| m.version.clone()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Health::ok(plugins)
+    });
+    let state = match pitwall_server::install_prometheus() {
+        Ok(h) => state.with_prometheus(h),
+        Err(e) => {
+            tracing::warn!("no Prometheus recorder, /metrics answers 503: {e}");
+            state
+        }
+    };
+    let server = pitwall_server::BackgroundServer::start(addr, state)
+        .with_context(|| format!("serving on {addr}"))?;
+    eprintln!(
+        "feeds on http://{0}: /feed (SSE), /ws (WebSocket), /health, /stories, /metrics",
+        server.local_addr()
+    );
+    Ok((server, hub))
+}
+
 /// Frames to a file, in either format.
 enum FrameWriter {
     Flat(FlatBufferFrames<std::io::BufWriter<std::fs::File>>),
@@ -498,9 +551,14 @@ pub fn run_with_plugins(
             },
         )?,
     };
+    let server = match args.listen {
+        Some(addr) => Some(start_server(addr, stage.as_ref())?),
+        None => None,
+    };
+    let hub = server.as_ref().map(|(_, hub)| hub.clone());
     let names = plan.aggregates.names().to_vec();
     let (summary, stage) = match &args.frames_out {
-        None if track.is_some() || stage.is_some() => {
+        None if track.is_some() || stage.is_some() || hub.is_some() => {
             // Print frames for people (the running order needs positions).
             let printer = PrintFrames {
                 every_ms: if track.is_some() {
@@ -515,7 +573,7 @@ pub fn run_with_plugins(
             };
             let mut sink = with_predictions(
                 FrameAssembler::new(
-                    WithPlugins::new(printer, stage),
+                    WithPlugins::new(printer, stage).with_hub(hub.clone()),
                     session,
                     plan.size,
                     names,
@@ -554,7 +612,7 @@ pub fn run_with_plugins(
             };
             let mut sink = with_predictions(
                 FrameAssembler::new(
-                    WithPlugins::new(writer, stage),
+                    WithPlugins::new(writer, stage).with_hub(hub.clone()),
                     session,
                     window_ms,
                     names,
@@ -574,6 +632,21 @@ pub fn run_with_plugins(
     };
     if let Some(stage) = &stage {
         stage.summary();
+    }
+    if let Some((server, hub)) = server {
+        let stats = hub.stats();
+        eprintln!("feeds: {stats:?}");
+        if args.stay {
+            eprintln!(
+                "the race is over; still serving on http://{} until Ctrl-C",
+                server.local_addr()
+            );
+            let stop = super::stop_on_ctrl_c();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+        server.shutdown()?;
     }
     let s = &summary.stats;
     eprintln!(

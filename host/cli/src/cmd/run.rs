@@ -50,6 +50,16 @@ pub struct RunArgs {
     /// Print plugin stories at least this important (0..1).
     #[arg(long, default_value_t = 0.5)]
     pub min_importance: f64,
+    /// Serve the feeds here while the race runs: SSE `/feed`, WebSocket `/ws`,
+    /// `/health`, `/stories`, Prometheus `/metrics` (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Serve nothing.
+    #[arg(long)]
+    pub no_listen: bool,
+    /// Keep serving after the race until Ctrl-C.
+    #[arg(long, conflicts_with = "no_listen")]
+    pub stay: bool,
     /// Per-call plugin deadline (e.g. `5ms`, `1s`): a call past it is interrupted
     /// and counted as a failure.
     #[arg(long, default_value = "5ms")]
@@ -111,6 +121,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             example_plugins: args.plugins.is_none() && !args.no_plugins,
             min_importance: args.min_importance,
             plugin_deadline: args.plugin_deadline.clone(),
+            listen: (!args.no_listen).then_some(args.listen),
+            stay: args.stay,
         });
     }
     let config = match &args.config {
