@@ -1,7 +1,7 @@
 //! The bundled real race (`data/2024-austria-race`, the 2024 Austrian GP from
 //! OpenF1) as race frames, built exactly the way
 //! `pitwall replay --data data/2024-austria-race --frames-out x.pwrf` builds them
-//! (`host/cli/src/cmd/replay.rs`): the OpenF1 location source merged with the
+//! (`host/cli/src/cmd/replay.rs`, sharing `pitwall_race::session`): the OpenF1 location source merged with the
 //! race-control and pit events, replayed at full speed through the engine with
 //! the replay job (1 s windows), the track timeline from the position samples,
 //! tyre stints and the race distance, into a [`FrameAssembler`]. No race
@@ -15,18 +15,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pitwall_engine::aggregate::{AggregateKind, AggregateSpec};
-use pitwall_engine::config::{CheckpointConfig, InputConfig, StateConfig, WindowConfig};
+use pitwall_engine::Schema;
 use pitwall_engine::job::{JobOptions, run_job};
 use pitwall_engine::source::replay::{Replay, ReplayOptions};
 use pitwall_engine::source::with_events::WithEvents;
 use pitwall_engine::source::{OnError, Source, SourceOptions};
 use pitwall_engine::time::ConfigDuration;
-use pitwall_engine::{JobConfig, Schema};
 use pitwall_plugin_sdk::frame::RaceFrameData;
-use pitwall_race::frames::{FrameAssembler, FrameSink, TrackTimeline};
-use pitwall_race::openf1;
-use pitwall_race::track::TrackSample;
+use pitwall_race::frames::{FrameAssembler, FrameSink};
+use pitwall_race::{openf1, session};
 
 /// One race frame as plugins get it.
 #[derive(Debug, Clone)]
@@ -65,59 +62,6 @@ impl FrameSink for Collect {
     }
 }
 
-/// The replay job (`job_for` in the CLI): rows per car per window, last
-/// position, and speed figures where the feed has them.
-fn job_for(schema: &Schema, window: &str) -> JobConfig {
-    let has = |c: &str| schema.channel_index(c).is_some();
-    let mut aggregates = vec![AggregateSpec::new(AggregateKind::Count, None)];
-    for (kind, ch) in [
-        (AggregateKind::Last, "x"),
-        (AggregateKind::Last, "y"),
-        (AggregateKind::Max, "speed"),
-        (AggregateKind::Mean, "speed"),
-        (AggregateKind::Mean, "throttle"),
-    ] {
-        if has(ch) {
-            aggregates.push(AggregateSpec::new(kind, Some(ch)));
-        }
-    }
-    JobConfig {
-        schema: schema.clone(),
-        window: WindowConfig {
-            size: ConfigDuration::try_from(window.to_string()).expect("window size"),
-            bound: ConfigDuration::from_millis(1000),
-            allowed_lateness: None,
-        },
-        state: StateConfig {
-            ttl: Some(ConfigDuration::from_millis(120_000)),
-        },
-        checkpoint: CheckpointConfig::default(),
-        input: InputConfig::default(),
-        aggregates,
-    }
-}
-
-/// Track state from the session's location file(s) (`openf1_track` in the CLI).
-fn openf1_track(dir: &Path, window_ms: i64) -> Option<TrackTimeline> {
-    let mut files: Vec<PathBuf> = ["location.csv", "location.csv.gz"]
-        .iter()
-        .map(|n| dir.join(n))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    let mut samples = Vec::new();
-    for f in &files {
-        samples.extend(
-            openf1::read_location(f)
-                .expect("location file reads")
-                .iter()
-                .map(TrackSample::from_openf1),
-        );
-    }
-    samples.sort_by_key(|s| (s.ts_ms, s.car));
-    TrackTimeline::build(&samples, window_ms)
-}
-
 /// Every frame of an OpenF1 session folder, in window order.
 pub fn openf1_frames(dir: &Path) -> Vec<RaceFrame> {
     let probe = openf1::OpenF1LocationSource::open(
@@ -136,7 +80,7 @@ pub fn openf1_frames(dir: &Path) -> Vec<RaceFrame> {
     drop(probe);
     let source = openf1::OpenF1LocationSource::open(dir, &opts).expect("source opens");
     let events = openf1::race_events(dir).expect("race-control and pit events read");
-    let config = job_for(source.schema(), "1s");
+    let config = session::replay_job(source.schema(), ConfigDuration::from_millis(1000));
     let plan = Arc::new(config.plan().expect("replay job plans"));
     let replay = Replay::new(
         WithEvents::new(Box::new(source) as Box<dyn Source>, events),
@@ -146,15 +90,10 @@ pub fn openf1_frames(dir: &Path) -> Vec<RaceFrame> {
             ticks_per_second: plan.schema.time.unit.ticks_per_second(),
         },
     );
-    let track = openf1_track(dir, plan.size);
+    let track = session::openf1_track(dir, plan.size).expect("location files read");
     assert!(track.is_some(), "no track timeline for {}", dir.display());
     let stints = openf1::read_stints(dir.join("stints.csv")).expect("stints read");
-    let total_laps = openf1::read_session_result(dir.join("openf1_session_result.csv"))
-        .expect("session result reads")
-        .iter()
-        .filter_map(|r| r.number_of_laps)
-        .max()
-        .map_or(0, |l| l.min(u16::MAX as u32) as u16);
+    let total_laps = session::openf1_race_laps(dir).expect("session result reads");
     let session = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -449,7 +449,7 @@ fn collect_gaps(state: &RaceState, ts: EventTime, delta: &Value, out: &mut Vec<G
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::livetiming::data_dir;
+    use crate::data_dir;
     use pitwall_engine::broadcast::EventKind;
     use serde_json::json;
 

@@ -22,8 +22,26 @@ pub mod fastf1;
 pub mod frames;
 pub mod livetiming;
 pub mod openf1;
+pub mod session;
 pub mod time;
 pub mod timing;
 pub mod track;
 
 pub use error::RaceDataError;
+
+/// The shared data folder for real-data tests (`PITWALL_DATA_DIR`, default
+/// `../shared/data` beside the checkout), or `None` with a visible skip line.
+#[cfg(test)]
+pub(crate) fn data_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("PITWALL_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
+        });
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        println!("skipping: no data dir at {}", dir.display());
+        None
+    }
+}

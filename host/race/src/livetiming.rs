@@ -942,22 +942,6 @@ impl Source for LiveTimingTelemetrySource {
 // Tests
 // ---------------------------------------------------------------------------
 
-/// The shared data folder for real-data tests, or `None` (with a visible line).
-#[cfg(test)]
-pub(crate) fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PITWALL_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
-        });
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("skipping: no data dir at {}", dir.display());
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1181,7 +1165,9 @@ mod tests {
 
     #[test]
     fn real_mexico_qualifying_cardata() {
-        let Some(data) = data_dir() else { return };
+        let Some(data) = crate::data_dir() else {
+            return;
+        };
         let dir = data.join("f1/2025_mexico_city_qualifying");
         let schema = telemetry_schema();
         let opts = SourceOptions::all(&schema);
@@ -1226,7 +1212,9 @@ mod tests {
 
     #[test]
     fn real_race_events_mexico_and_singapore() {
-        let Some(data) = data_dir() else { return };
+        let Some(data) = crate::data_dir() else {
+            return;
+        };
         // Mexico: race 20:00 UTC (14:00 local); the stream starts ~19:06.
         let mx = read_session(&data.join("f1/2025_mexico_city_race")).unwrap();
         let race_start = parse_utc_ms("2025-10-26T20:00:00Z").unwrap();

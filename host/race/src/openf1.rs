@@ -1292,21 +1292,6 @@ mod tests {
         }
     }
 
-    /// The shared data folder, or `None` (with a visible skip line) when absent.
-    pub(crate) fn data_dir() -> Option<PathBuf> {
-        let d = std::env::var_os("PITWALL_DATA_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
-            });
-        if d.is_dir() {
-            Some(d)
-        } else {
-            println!("skipping: no data dir at {}", d.display());
-            None
-        }
-    }
-
     #[test]
     fn csv_split_handles_quotes() {
         let c = split_csv_line(r#"a,"b,c","say ""hi""",,d"#).unwrap();
@@ -1665,7 +1650,7 @@ mod tests {
 
     #[test]
     fn real_austria_location_merge() {
-        let Some(d) = data_dir() else { return };
+        let Some(d) = crate::data_dir() else { return };
         let dir = d.join("f1/2024_austria_race");
         let mut opts = SourceOptions::all(&telemetry_schema(false));
         opts.chunk_rows = 50_000;
@@ -1697,7 +1682,7 @@ mod tests {
 
     #[test]
     fn real_austria_events() {
-        let Some(d) = data_dir() else { return };
+        let Some(d) = crate::data_dir() else { return };
         let dir = d.join("f1/2024_austria_race");
         let ev = race_events(&dir).unwrap();
         assert!(ev.windows(2).all(|w| w[0].ts <= w[1].ts));
@@ -1753,7 +1738,7 @@ mod tests {
 
     #[test]
     fn real_multi_session_stints_with_float_ints() {
-        let Some(d) = data_dir() else { return };
+        let Some(d) = crate::data_dir() else { return };
         let v = read_stints(d.join("f1/openf1_multi_session_2023_2025/stints.csv")).unwrap();
         assert_eq!(v.len(), 27_974);
     }

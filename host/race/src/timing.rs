@@ -635,7 +635,6 @@ pub fn read_interval_data(
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::path::PathBuf;
 
     fn p() -> &'static Path {
         Path::new("t")
@@ -828,23 +827,9 @@ mod tests {
         }
     }
 
-    fn data_dir() -> Option<PathBuf> {
-        let d = std::env::var_os("PITWALL_DATA_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
-            });
-        if d.is_dir() {
-            Some(d)
-        } else {
-            println!("skipping: no data dir at {}", d.display());
-            None
-        }
-    }
-
     #[test]
     fn real_bahrain_timing() {
-        let Some(d) = data_dir() else { return };
+        let Some(d) = crate::data_dir() else { return };
         let dir = d.join("f1/2024_bahrain_race_timing");
         let laps = read_rel_lap_data(dir.join("rel_lap_data.json")).unwrap();
         assert_eq!(laps.len(), 1129);
@@ -890,7 +875,7 @@ mod tests {
 
     #[test]
     fn real_austria_positions_csv() {
-        let Some(d) = data_dir() else { return };
+        let Some(d) = crate::data_dir() else { return };
         let pos = read_positions(d.join("f1/2024_austria_race/position.csv")).unwrap();
         assert_eq!(pos.len(), 481);
         assert!(pos.iter().all(|p| (1..=20).contains(&p.position)));

@@ -10,6 +10,17 @@ pub mod window;
 
 use std::io::IsTerminal;
 
+/// `[MMMM:SS.t]` of event time since `origin` (the first frame), for printed lines.
+pub fn race_clock(origin: Option<i64>, ts: i64) -> String {
+    let ms = (ts - origin.unwrap_or(ts)).max(0);
+    format!(
+        "[{:>4}:{:02}.{}]",
+        ms / 60_000,
+        ms % 60_000 / 1000,
+        ms % 1000 / 100
+    )
+}
+
 /// A progress bar on a terminal, hidden otherwise (CI logs, pipes).
 pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {

@@ -116,6 +116,8 @@ pub struct PluginStage {
     failures: u64,
     /// Wall time of each frame's plugin calls (for the summary, never for decisions).
     call_times: Vec<Duration>,
+    /// Reused for every frame's FlatBuffer: no allocation per frame.
+    fbb: flatbuffers::FlatBufferBuilder<'static>,
 }
 
 impl<S> WithPlugins<S> {
@@ -212,17 +214,8 @@ impl PluginStage {
             insights: 0,
             failures: 0,
             call_times: Vec::new(),
+            fbb: flatbuffers::FlatBufferBuilder::with_capacity(4096),
         }))
-    }
-
-    fn clock(&self, ts: i64) -> String {
-        let ms = (ts - self.origin.unwrap_or(ts)).max(0);
-        format!(
-            "[{:>4}:{:02}.{}]",
-            ms / 60_000,
-            ms % 60_000 / 1000,
-            ms % 1000 / 100
-        )
     }
 
     /// The plugin control handle (for the server's health and plugin panel).
@@ -233,12 +226,12 @@ impl PluginStage {
     /// One frame through every plugin; what they said.
     pub fn frame(&mut self, frame: &RaceFrameData) -> pitwall_runtime::FrameOutcome {
         self.origin.get_or_insert(frame.window_start_ms);
-        let bytes = frame.to_flatbuffer();
+        let bytes = frame.write_flatbuffer(&mut self.fbb);
         let t0 = Instant::now();
-        let out = self.set.on_frame(&bytes, frame.window_start_ms);
+        let out = self.set.on_frame(bytes, frame.window_start_ms);
         self.call_times.push(t0.elapsed());
         self.frames += 1;
-        let clock = self.clock(frame.window_start_ms);
+        let clock = super::race_clock(self.origin, frame.window_start_ms);
         for e in &out.events {
             print_event(e, &clock);
         }

@@ -11,16 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use pitwall_engine::aggregate::{AggregateKind, AggregateSpec};
-use pitwall_engine::config::{CheckpointConfig, InputConfig, StateConfig, WindowConfig};
+use pitwall_engine::Schema;
 use pitwall_engine::job::{JobOptions, run_job};
 use pitwall_engine::source::replay::{Replay, ReplayOptions};
 use pitwall_engine::source::with_events::WithEvents;
 use pitwall_engine::source::{OnError, Source, SourceOptions};
 use pitwall_engine::time::ConfigDuration;
-use pitwall_engine::{JobConfig, Schema};
-use pitwall_race::frames::{FlatBufferFrames, FrameAssembler, NdjsonFrames, TrackTimeline};
-use pitwall_race::track::TrackSample;
+use pitwall_race::frames::{FlatBufferFrames, FrameAssembler, NdjsonFrames};
 use pitwall_race::{livetiming, openf1};
 
 use super::plugin::WithPlugins;
@@ -40,13 +37,7 @@ struct PrintFrames {
 
 impl PrintFrames {
     fn clock(&self, ts: i64) -> String {
-        let ms = (ts - self.origin.unwrap_or(ts)).max(0);
-        format!(
-            "[{:>4}:{:02}.{}]",
-            ms / 60_000,
-            ms % 60_000 / 1000,
-            ms % 1000 / 100
-        )
+        super::race_clock(self.origin, ts)
     }
 }
 
@@ -249,15 +240,7 @@ fn race_laps(args: &ReplayArgs) -> anyhow::Result<u16> {
     if let Some(l) = args.laps {
         return Ok(l);
     }
-    let path = args.data.join("openf1_session_result.csv");
-    if !path.is_file() {
-        return Ok(0);
-    }
-    Ok(openf1::read_session_result(&path)?
-        .iter()
-        .filter_map(|r| r.number_of_laps)
-        .max()
-        .map_or(0, |l| l.min(u16::MAX as u32) as u16))
+    Ok(pitwall_race::session::openf1_race_laps(&args.data)?)
 }
 
 /// Adds the race predictor to `a` when `--predict-runs` asks for it.
@@ -287,38 +270,6 @@ fn with_predictions<S: pitwall_race::frames::FrameSink>(
     Ok(a.with_predictor(predictor))
 }
 
-/// Track state for an OpenF1 session, from its location files (`None` if the
-/// folder has none or no reference line can be built).
-fn openf1_track(dir: &Path, window_ms: i64) -> anyhow::Result<Option<TrackTimeline>> {
-    let loc = dir.join("location");
-    let mut files: Vec<PathBuf> = if loc.is_dir() {
-        std::fs::read_dir(&loc)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "csv"))
-            .collect()
-    } else {
-        ["location.csv", "location.csv.gz"]
-            .iter()
-            .map(|n| dir.join(n))
-            .filter(|p| p.is_file())
-            .collect()
-    };
-    if files.is_empty() {
-        return Ok(None);
-    }
-    files.sort();
-    let mut samples = Vec::new();
-    for f in &files {
-        samples.extend(
-            openf1::read_location(f)?
-                .iter()
-                .map(TrackSample::from_openf1),
-        );
-    }
-    samples.sort_by_key(|s| (s.ts_ms, s.car));
-    Ok(TrackTimeline::build(&samples, window_ms))
-}
-
 /// The formats `replay` knows.
 enum Format {
     OpenF1,
@@ -342,38 +293,6 @@ fn detect(dir: &Path) -> anyhow::Result<Format> {
          (livetiming_raw/ with CarData.z or Position.z)",
         dir.display()
     )
-}
-
-/// A job over the recording's own schema: rows per car per window, last position,
-/// and speed figures where the feed has them.
-fn job_for(schema: &Schema, window: &str) -> anyhow::Result<JobConfig> {
-    let has = |c: &str| schema.channel_index(c).is_some();
-    let mut aggregates = vec![AggregateSpec::new(AggregateKind::Count, None)];
-    for (kind, ch) in [
-        (AggregateKind::Last, "x"),
-        (AggregateKind::Last, "y"),
-        (AggregateKind::Max, "speed"),
-        (AggregateKind::Mean, "speed"),
-        (AggregateKind::Mean, "throttle"),
-    ] {
-        if has(ch) {
-            aggregates.push(AggregateSpec::new(kind, Some(ch)));
-        }
-    }
-    Ok(JobConfig {
-        schema: schema.clone(),
-        window: WindowConfig {
-            size: ConfigDuration::try_from(window.to_string()).map_err(anyhow::Error::msg)?,
-            bound: ConfigDuration::from_millis(1000),
-            allowed_lateness: None,
-        },
-        state: StateConfig {
-            ttl: Some(ConfigDuration::from_millis(120_000)),
-        },
-        checkpoint: CheckpointConfig::default(),
-        input: InputConfig::default(),
-        aggregates,
-    })
 }
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
@@ -485,7 +404,8 @@ pub fn run_with_plugins(
             (Box::new(src), events)
         }
     };
-    let config = job_for(source.schema(), &args.window)?;
+    let window = ConfigDuration::try_from(args.window.clone()).map_err(anyhow::Error::msg)?;
+    let config = pitwall_race::session::replay_job(source.schema(), window);
     let plan = Arc::new(config.plan().context("planning the replay job")?);
     let first_ts = events.first().map(|e| e.ts);
     let n_events = events.len();
@@ -529,7 +449,7 @@ pub fn run_with_plugins(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let track = if is_openf1 {
-        openf1_track(&args.data, plan.size)?
+        pitwall_race::session::openf1_track(&args.data, plan.size)?
     } else {
         None
     };

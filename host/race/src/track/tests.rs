@@ -185,22 +185,8 @@ fn out_of_order_sample_is_refused() {
 // Real data: 2024 Austrian GP.
 // ---------------------------------------------------------------------------
 
-fn data_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("PITWALL_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
-        });
-    if d.is_dir() {
-        Some(d)
-    } else {
-        println!("skipping: no data dir at {}", d.display());
-        None
-    }
-}
-
 fn austria() -> Option<(PathBuf, Vec<TrackSample>)> {
-    let dir = data_dir()?.join("f1/2024_austria_race");
+    let dir = crate::data_dir()?.join("f1/2024_austria_race");
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("location"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -448,7 +434,7 @@ fn austria_check(assert_order: bool) {
 /// once the start line is placed, agree with `TimingData` within 0.2 s.
 #[test]
 fn mexico_qualifying_lap_times_from_positions() {
-    let Some(data) = data_dir() else {
+    let Some(data) = crate::data_dir() else {
         return;
     };
     let dir = data.join("f1/2025_mexico_city_qualifying");
