@@ -197,6 +197,11 @@ impl<'a> Race<'a> {
     pub fn virtual_safety_car(&self) -> bool {
         self.fb.is_some_and(|r| r.virtual_safety_car())
     }
+    /// The race has started (the formation lap is over). False before the
+    /// start, and for sources that cannot tell.
+    pub fn under_way(&self) -> bool {
+        self.fb.is_some_and(|r| r.under_way())
+    }
     /// Whether racing is neutralised (SC, VSC, red flag): gaps then say little
     /// about pace, and most models should hold their fire.
     pub fn neutralised(&self) -> bool {
@@ -299,6 +304,22 @@ impl<'a> Car<'a> {
     }
     pub fn tyre_age_laps(&self) -> u16 {
         self.fb.tyre_age_laps()
+    }
+    /// The car's last completed lap in seconds, once it has one.
+    pub fn last_lap_s(&self) -> Option<f64> {
+        finite(self.fb.last_lap_s())
+    }
+    /// The raw DRS code (0/1 off, 8 eligible, 10/12/14 open; 0 without a DRS channel).
+    pub fn drs(&self) -> u8 {
+        self.fb.drs()
+    }
+    /// DRS flap open (codes 10, 12, 14).
+    pub fn drs_open(&self) -> bool {
+        self.fb.drs() >= 10
+    }
+    /// Completed pit stops so far.
+    pub fn pit_stops(&self) -> u8 {
+        self.fb.pit_stops()
     }
     /// The aggregate at `index` ([`Frame::aggregate_index`]), if present and a number.
     pub fn aggregate_at(&self, index: AggIndex) -> Option<f64> {

@@ -141,6 +141,8 @@ pub struct FrameAssembler<S> {
     /// The first error of the sink, if any.
     pub error: Option<std::io::Error>,
     predictions: Option<PredictionStage>,
+    /// Completed pit stops per car (pit lane exits seen so far).
+    pit_stops: BTreeMap<u16, u8>,
 }
 
 /// Race-outcome, pit-strategy and lap-time predictions (the `pitwall-gpu`
@@ -184,6 +186,7 @@ impl<S: FrameSink> FrameAssembler<S> {
             late_rows: 0,
             error: None,
             predictions: None,
+            pit_stops: BTreeMap::new(),
         }
     }
 
@@ -260,6 +263,14 @@ impl<S: FrameSink> FrameAssembler<S> {
             .map(|w| w.broadcast.clone())
             .unwrap_or_default();
         let track = self.track.as_ref().and_then(|t| t.at(start));
+        let pit_events = pit_events(&self.previous_race, &race_now, start);
+        for e in &pit_events {
+            if e.kind == PitEventKind::PitOut {
+                let n = self.pit_stops.entry(e.car).or_default();
+                *n = n.saturating_add(1);
+            }
+        }
+        let drs_index = self.aggregate_names.iter().position(|n| n == "max_drs");
         let track_of = |car: u16| track.and_then(|t| t.iter().find(|c| c.car == car as u32));
         let cars = windows
             .iter()
@@ -275,6 +286,11 @@ impl<S: FrameSink> FrameAssembler<S> {
                         .tyres
                         .get(&*w.car)
                         .map_or(Compound::Unknown, |t| compound(t)),
+                    pit_stops: self.pit_stops.get(&car).copied().unwrap_or(0),
+                    drs: drs_index
+                        .and_then(|i| w.values.get(i))
+                        .filter(|v| v.is_finite())
+                        .map_or(0, |v| v.clamp(0.0, 255.0) as u8),
                     ..CarFrameData::default()
                 };
                 if let Some(t) = track_of(car) {
@@ -287,6 +303,7 @@ impl<S: FrameSink> FrameAssembler<S> {
                     c.interval_s = t.interval_s.unwrap_or(f64::NAN);
                     c.in_pit |= t.in_pit;
                     c.retired |= t.stopped;
+                    c.last_lap_s = t.last_lap_s.unwrap_or(f64::NAN);
                 }
                 if let Some((comp, age)) = self.tyres_on(car, c.lap) {
                     if c.tyre_compound == Compound::Unknown {
@@ -314,7 +331,10 @@ impl<S: FrameSink> FrameAssembler<S> {
             .collect();
         // With positions, predictions wait for the race to be under way (the
         // formation lap counts laps too); live timing's lap count is official.
-        let under_way = self.track.as_ref().is_none_or(|t| t.under_way(start));
+        let under_way = match self.track.as_ref() {
+            Some(t) => t.under_way(start),
+            None => leader_lap >= 1,
+        };
         let kernels = match self.predictions.as_mut() {
             Some(p) if under_way => {
                 p.kernels(&cars, &race_now, leader_lap, self.total_laps, &last_laps)
@@ -327,7 +347,8 @@ impl<S: FrameSink> FrameAssembler<S> {
             flag: flag(race_now.flag.as_deref()),
             safety_car: race_now.safety_car,
             virtual_safety_car: race_now.virtual_safety_car,
-            pit_events: pit_events(&self.previous_race, &race_now, start),
+            pit_events,
+            under_way,
         };
         let frame = RaceFrameData {
             window_start_ms: start,

@@ -27,6 +27,8 @@ pub fn replay_job(schema: &Schema, window: ConfigDuration) -> JobConfig {
         (AggregateKind::Max, "speed"),
         (AggregateKind::Mean, "speed"),
         (AggregateKind::Mean, "throttle"),
+        (AggregateKind::Mean, "rpm"),
+        (AggregateKind::Max, "drs"),
     ] {
         if has(ch) {
             aggregates.push(AggregateSpec::new(kind, Some(ch)));

@@ -278,6 +278,10 @@ pub struct RaceStateData {
     pub virtual_safety_car: bool,
     /// Pit events inside the window, in event-time order.
     pub pit_events: Vec<PitEventData>,
+    /// The race has started (the formation lap is over); false before the
+    /// start and where the source cannot tell.
+    #[serde(default)]
+    pub under_way: bool,
 }
 
 /// One car in one window.
@@ -318,6 +322,20 @@ pub struct CarFrameData {
     pub tyre_compound: Compound,
     /// Laps on the fitted set.
     pub tyre_age_laps: u16,
+    /// The car's last completed lap, seconds; NaN = none yet.
+    #[serde(default = "nan", with = "nan_null::f64")]
+    pub last_lap_s: f64,
+    /// DRS as the live feed codes it (0/1 off, 8 eligible, 10/12/14 open);
+    /// 0 where the feed has no DRS channel.
+    #[serde(default)]
+    pub drs: u8,
+    /// Completed pit stops (pit lane exits) so far.
+    #[serde(default)]
+    pub pit_stops: u8,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 impl Default for CarFrameData {
@@ -337,6 +355,9 @@ impl Default for CarFrameData {
             retired: false,
             tyre_compound: Compound::Unknown,
             tyre_age_laps: 0,
+            last_lap_s: f64::NAN,
+            drs: 0,
+            pit_stops: 0,
         }
     }
 }
@@ -423,6 +444,7 @@ impl RaceFrameData {
                 safety_car: self.race.safety_car,
                 virtual_safety_car: self.race.virtual_safety_car,
                 pit_events: Some(pit_events),
+                under_way: self.race.under_way,
             },
         );
         let cars: Vec<WIPOffset<fb::CarFrame>> = self
@@ -447,6 +469,9 @@ impl RaceFrameData {
                         retired: c.retired,
                         tyre_compound: c.tyre_compound.to_fb(),
                         tyre_age_laps: c.tyre_age_laps,
+                        last_lap_s: c.last_lap_s,
+                        drs: c.drs,
+                        pit_stops: c.pit_stops,
                     },
                 )
             })
@@ -525,6 +550,7 @@ impl RaceFrameData {
                         })
                     })
                     .collect::<Result<_, FrameError>>()?,
+                under_way: r.under_way(),
             },
         };
         let cars = f
@@ -547,6 +573,9 @@ impl RaceFrameData {
                     retired: c.retired(),
                     tyre_compound: Compound::from_fb(c.tyre_compound())?,
                     tyre_age_laps: c.tyre_age_laps(),
+                    last_lap_s: c.last_lap_s(),
+                    drs: c.drs(),
+                    pit_stops: c.pit_stops(),
                 })
             })
             .collect::<Result<_, FrameError>>()?;

@@ -80,6 +80,7 @@ fn car(n_aggs: usize) -> impl Strategy<Value = CarFrameData> {
             compound(),
             any::<u16>(),
         ),
+        (finite_or_nan_f64(), any::<u8>(), any::<u8>()),
     )
         .prop_map(
             |(
@@ -93,6 +94,7 @@ fn car(n_aggs: usize) -> impl Strategy<Value = CarFrameData> {
                     tyre_compound,
                     tyre_age_laps,
                 ),
+                (last_lap_s, drs, pit_stops),
             )| CarFrameData {
                 car,
                 rows,
@@ -108,6 +110,9 @@ fn car(n_aggs: usize) -> impl Strategy<Value = CarFrameData> {
                 retired,
                 tyre_compound,
                 tyre_age_laps,
+                last_lap_s,
+                drs,
+                pit_stops,
             },
         )
 }
@@ -123,6 +128,7 @@ fn frame() -> impl Strategy<Value = RaceFrameData> {
                 any::<bool>(),
                 any::<bool>(),
                 proptest::collection::vec(pit_event(), 0..4),
+                any::<bool>(),
             ),
             proptest::collection::vec(car(n_aggs), 0..6),
             proptest::collection::vec(any::<String>(), n_aggs),
@@ -138,7 +144,7 @@ fn frame() -> impl Strategy<Value = RaceFrameData> {
             .prop_map(
                 |(
                     (window_start_ms, window_end_ms, seq, session),
-                    (lap, total_laps, flag, safety_car, virtual_safety_car, pit_events),
+                    (lap, total_laps, flag, safety_car, virtual_safety_car, pit_events, under_way),
                     cars,
                     aggregate_names,
                     kernels,
@@ -154,6 +160,7 @@ fn frame() -> impl Strategy<Value = RaceFrameData> {
                         safety_car,
                         virtual_safety_car,
                         pit_events,
+                        under_way,
                     },
                     cars,
                     aggregate_names,
@@ -196,6 +203,7 @@ fn sample(cars: u16, aggs: usize) -> RaceFrameData {
                     ts_ms: 3_661_900,
                 },
             ],
+            under_way: true,
         },
         cars: (0..cars)
             .map(|i| CarFrameData {
@@ -221,6 +229,9 @@ fn sample(cars: u16, aggs: usize) -> RaceFrameData {
                 retired: i == 19,
                 tyre_compound: Compound::Medium,
                 tyre_age_laps: 12,
+                last_lap_s: 67.125 + f64::from(i) / 10.0,
+                drs: if i == 1 { 12 } else { 8 },
+                pit_stops: 1,
             })
             .collect(),
         aggregate_names: names
