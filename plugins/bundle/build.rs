@@ -25,6 +25,7 @@ use std::process::{Command, Stdio};
 #[allow(dead_code)]
 enum Role {
     Example,
+    Race,
     SwapTest,
     Hostile,
 }

@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 pub enum Role {
     /// A real example plugin (ships with the main run).
     Example,
+    /// Race intelligence (issue 5): battles, overtake model, fuel and Burn
+    /// Bar, stories; trained and evaluated on real races.
+    Race,
     /// A test fixture for hot swaps (`counter` in two versions).
     SwapTest,
     /// Misbehaves on purpose; the runtime's tests check it is contained.
@@ -109,6 +112,11 @@ pub fn wasm_path(key: &str) -> PathBuf {
 /// The example plugins.
 pub fn examples() -> impl Iterator<Item = &'static PluginSpec> {
     PLUGINS.iter().filter(|p| p.role == Role::Example)
+}
+
+/// The race-intelligence plugins (battles, overtake, fuel, stories).
+pub fn race() -> impl Iterator<Item = &'static PluginSpec> {
+    PLUGINS.iter().filter(|p| p.role == Role::Race)
 }
 
 /// The hostile plugins.
