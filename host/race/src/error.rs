@@ -20,6 +20,14 @@ pub enum RaceDataError {
     },
     #[error("{path}: {reason}")]
     Missing { path: PathBuf, reason: String },
+    /// The engine stopped while replaying a session folder (a bad job plan, a
+    /// malformed row) — `pitwall_race::session::race_frames`.
+    #[error("replaying {path}: {source}")]
+    Replay {
+        path: PathBuf,
+        #[source]
+        source: pitwall_engine::EngineError,
+    },
 }
 
 impl RaceDataError {

@@ -72,6 +72,23 @@ impl TrackTimeline {
         })
     }
 
+    /// A timeline computed elsewhere (from timing tables,
+    /// [`crate::timing_timeline`]): the cars' states by window start — a window
+    /// missing from the map has the state of the latest one before it — the lap
+    /// length (`NaN` when unknown) and the first window at whose end the race was
+    /// under way.
+    pub fn from_windows(
+        by_window: BTreeMap<EventTime, Vec<CarTrackState>>,
+        lap_length_m: f64,
+        under_way_from: Option<EventTime>,
+    ) -> Self {
+        TrackTimeline {
+            by_window,
+            lap_length_m,
+            under_way_from,
+        }
+    }
+
     /// Whether the race was under way at the end of the window starting at `ws`
     /// (formation laps are over).
     pub fn under_way(&self, ws: EventTime) -> bool {
@@ -272,23 +289,45 @@ impl<S: FrameSink> FrameAssembler<S> {
         }
         let drs_index = self.aggregate_names.iter().position(|n| n == "max_drs");
         let track_of = |car: u16| track.and_then(|t| t.iter().find(|c| c.car == car as u32));
-        let cars = windows
+        // Every car of the window, plus every car the timeline knows that sent no
+        // row in it (rows 0, aggregates NaN): a timing feed samples each car only
+        // every few seconds, and plugins need the whole field in every frame.
+        let no_values = vec![f64::NAN; self.aggregate_names.len()];
+        let mut rows: Vec<(u16, Arc<str>, u64, &[f64])> = windows
             .iter()
             .map(|w| {
-                let car = car_number(&w.car);
+                (
+                    car_number(&w.car),
+                    w.car.clone(),
+                    w.rows,
+                    w.values.as_slice(),
+                )
+            })
+            .collect();
+        for t in track.into_iter().flatten() {
+            let car = t.car.min(u16::MAX as u32) as u16;
+            if !rows.iter().any(|r| r.0 == car) {
+                rows.push((car, Arc::from(t.car.to_string()), 0, no_values.as_slice()));
+            }
+        }
+        rows.sort_by_key(|r| r.0);
+        let cars = rows
+            .iter()
+            .map(|&(car, ref key, rows, values)| {
+                let key: &str = key;
                 let mut c = CarFrameData {
                     car,
-                    rows: w.rows.min(u32::MAX as u64) as u32,
-                    aggregates: w.values.clone(),
-                    in_pit: race_now.in_pit.contains(&*w.car),
-                    retired: race_now.retired.contains(&*w.car),
+                    rows: rows.min(u32::MAX as u64) as u32,
+                    aggregates: values.to_vec(),
+                    in_pit: race_now.in_pit.contains(key),
+                    retired: race_now.retired.contains(key),
                     tyre_compound: race_now
                         .tyres
-                        .get(&*w.car)
+                        .get(key)
                         .map_or(Compound::Unknown, |t| compound(t)),
                     pit_stops: self.pit_stops.get(&car).copied().unwrap_or(0),
                     drs: drs_index
-                        .and_then(|i| w.values.get(i))
+                        .and_then(|i| values.get(i))
                         .filter(|v| v.is_finite())
                         .map_or(0, |v| v.clamp(0.0, 255.0) as u8),
                     ..CarFrameData::default()

@@ -9,7 +9,9 @@
 //! * [`openf1`]: OpenF1 CSV — `location`, `car_data`, and the event tables
 //!   (`race_control`, `pit`, `stints`, `drivers`, `session_result`, `overtakes`);
 //! * [`timing`]: OpenF1 timing tables (`laps`, `intervals`, `position`), CSV or JSON,
-//!   and the reshaped Bahrain copies;
+//!   and the reshaped Bahrain copies; [`timing_source`] replays them through the
+//!   engine and [`timing_timeline`] turns them into track state for race frames
+//!   (races without car positions);
 //! * [`livetiming`]: the official F1 live-timing archive (`.jsonStream` topics,
 //!   compressed `CarData.z` / `Position.z`, delta topics merged into state);
 //! * [`fastf1`]: the FastF1 SignalR recording (`saved_data.txt`).
@@ -25,6 +27,8 @@ pub mod openf1;
 pub mod session;
 pub mod time;
 pub mod timing;
+pub mod timing_source;
+pub mod timing_timeline;
 pub mod track;
 
 pub use error::RaceDataError;

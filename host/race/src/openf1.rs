@@ -498,7 +498,7 @@ fn table_files(dir: &Path, table: &str) -> Result<Vec<PathBuf>, RaceDataError> {
 }
 
 /// `<dir>/openf1_<table>.csv` or `<dir>/<table>.csv` (or either gzipped), whichever exists.
-fn table_file(dir: &Path, table: &str) -> Option<PathBuf> {
+pub(crate) fn table_file(dir: &Path, table: &str) -> Option<PathBuf> {
     [
         format!("openf1_{table}.csv"),
         format!("{table}.csv"),
