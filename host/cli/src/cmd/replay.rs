@@ -1,7 +1,8 @@
 //! `pitwall replay --data DIR`: a recorded real race through the engine.
 //!
-//! Reads an OpenF1 session folder (`location/`, with `race_control` and `pit`
-//! tables beside it) or an F1 live-timing archive (`livetiming_raw/*.jsonStream`),
+//! Reads an OpenF1 session folder (`location/`, or only the timing tables `laps`
+//! and `intervals`, with `race_control` and `pit` tables beside it) or an F1
+//! live-timing archive (`livetiming_raw/*.jsonStream`),
 //! merges the race-control events into the telemetry by event time, replays it at a
 //! speed factor from a chosen point of the race, and prints the per-window summaries
 //! and race-control changes (the same printer as `pitwall run`).
@@ -273,15 +274,17 @@ fn with_predictions<S: pitwall_race::frames::FrameSink>(
 /// The formats `replay` knows.
 enum Format {
     OpenF1,
+    /// OpenF1 timing tables only (laps, intervals, positions; no car positions).
+    Timing,
     LiveTiming(PathBuf),
 }
 
 fn detect(dir: &Path) -> anyhow::Result<Format> {
-    if dir.join("location").is_dir()
-        || dir.join("location.csv").is_file()
-        || dir.join("location.csv.gz").is_file()
-    {
-        return Ok(Format::OpenF1);
+    use pitwall_race::session::SessionKind;
+    match SessionKind::detect(dir) {
+        Some(SessionKind::Positions) => return Ok(Format::OpenF1),
+        Some(SessionKind::Timing) => return Ok(Format::Timing),
+        None => {}
     }
     for d in [dir.join("livetiming_raw"), dir.to_path_buf()] {
         if d.join("CarData.z.jsonStream").is_file() || d.join("Position.z.jsonStream").is_file() {
@@ -289,8 +292,8 @@ fn detect(dir: &Path) -> anyhow::Result<Format> {
         }
     }
     bail!(
-        "{} is neither an OpenF1 session folder (location/) nor a live-timing archive \
-         (livetiming_raw/ with CarData.z or Position.z)",
+        "{} is neither an OpenF1 session folder (location/, or laps and intervals) nor a \
+         live-timing archive (livetiming_raw/ with CarData.z or Position.z)",
         dir.display()
     )
 }
@@ -379,7 +382,7 @@ pub fn run_with_plugins(
         chunk_rows: 2048,
     };
     let format = detect(&args.data)?;
-    let is_openf1 = matches!(format, Format::OpenF1);
+    let is_openf1 = matches!(format, Format::OpenF1 | Format::Timing);
     let (source, events): (Box<dyn Source>, _) = match format {
         Format::OpenF1 => {
             let probe = openf1::OpenF1LocationSource::open(
@@ -396,6 +399,15 @@ pub fn run_with_plugins(
                 Vec::new()
             });
             (Box::new(src), events)
+        }
+        Format::Timing => {
+            let src = pitwall_race::session::session_source(
+                &args.data,
+                pitwall_race::session::SessionKind::Timing,
+                OnError::Fail,
+                2048,
+            )?;
+            (src, pitwall_race::session::session_events(&args.data)?)
         }
         Format::LiveTiming(dir) => {
             let schema = livetiming::telemetry_schema();
@@ -449,7 +461,7 @@ pub fn run_with_plugins(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let track = if is_openf1 {
-        pitwall_race::session::openf1_track(&args.data, plan.size)?
+        pitwall_race::session::session_timeline(&args.data, plan.size)?
     } else {
         None
     };
