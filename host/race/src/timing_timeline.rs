@@ -286,7 +286,9 @@ struct CarTiming {
 }
 
 fn secs_ms(s: f64) -> Option<i64> {
-    (s.is_finite() && s >= 0.0 && s < 1.0e7).then(|| (s * 1000.0).round() as i64)
+    (0.0..1.0e7)
+        .contains(&s)
+        .then(|| (s * 1000.0).round() as i64)
 }
 
 impl CarTiming {
