@@ -61,6 +61,10 @@ struct CarRun {
     /// Laps the car spent time in the pit lane.
     pit_laps: BTreeSet<u16>,
     remaining: Option<f64>,
+    /// Last `fuel_saving`, `coast_fraction` and `burn_bar`.
+    saving: f64,
+    coast: f64,
+    burn_bar: f64,
 }
 
 #[test]
@@ -117,6 +121,9 @@ fn fuel_burn_on_the_2024_austrian_gp() {
                             run.total = m.value();
                         }
                         "fuel_kg_remaining" => run.remaining = Some(m.value()),
+                        "fuel_saving" => run.saving = m.value(),
+                        "coast_fraction" => run.coast = m.value(),
+                        "burn_bar" => run.burn_bar = m.value(),
                         "fuel_kg_lap" => {
                             assert_eq!(m.unit(), "kg/lap");
                             lap_burn.insert(car, m.value());
@@ -149,7 +156,7 @@ fn fuel_burn_on_the_2024_austrian_gp() {
     let classified = classified();
     assert_eq!(classified.len(), 20);
     let leader_laps = classified.iter().map(|c| c.1).max().unwrap();
-    eprintln!("car  laps  total kg  remaining kg  mean green kg/lap");
+    eprintln!("car  laps  total kg  remaining kg  mean green kg/lap  last: burn_bar coast saving");
     for &(car, laps) in &classified {
         let run = &cars[&car];
         let green: Vec<f64> = run
@@ -162,9 +169,12 @@ fn fuel_burn_on_the_2024_austrian_gp() {
             .collect();
         let mean_green = green.iter().sum::<f64>() / green.len().max(1) as f64;
         eprintln!(
-            "{car:>3}  {laps:>4}  {:>8.1}  {:>12.1}  {mean_green:>6.3}",
+            "{car:>3}  {laps:>4}  {:>8.1}  {:>12.1}  {mean_green:>17.3}  {:>14.3} {:>5.2} {:>6.2}",
             run.total,
-            run.remaining.unwrap_or(f64::NAN)
+            run.remaining.unwrap_or(f64::NAN),
+            run.burn_bar,
+            run.coast,
+            run.saving
         );
         assert!(
             run.total > 0.0 && run.total <= REGULATION_KG,

@@ -92,6 +92,9 @@
 //! does not count as saving. Laps with a pit stop or under SC/VSC do not
 //! move it.
 //!
+//! Hot swap: the race so far (every car's sums and windows, the field's
+//! laps) is handed to a new version as JSON ([`RaceState`], state version 1).
+//!
 //! Determinism: event time only (window ends), ordered maps, no clock, no
 //! randomness; NaN or missing data gives no sample, never a panic.
 
@@ -100,7 +103,10 @@ pub mod physics;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use pitwall_plugin_sdk::{AggIndex, Car, CarModel, Context, Frame, LogLevel, Output, PluginResult};
+use pitwall_plugin_sdk::{
+    AggIndex, Car, CarModel, Context, Frame, LogLevel, Output, PluginResult, StateBytes, Stateful,
+};
+use serde::{Deserialize, Serialize};
 
 pub use params::Params;
 use physics::{Acc, Calib, KMH_PER_MS, Sample, centre, median};
@@ -196,8 +202,8 @@ fn check_params(p: &Params) -> Result<(), String> {
 }
 
 /// Everything the model keeps about one car.
-#[derive(Debug, Default)]
-struct CarState {
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CarState {
     /// End of the car's last window with a distance, and that distance.
     last: Option<(i64, f64)>,
     /// The last five samples (oldest first).
@@ -236,6 +242,19 @@ struct CarState {
     last_story_lap: Option<u16>,
 }
 
+/// What survives a hot swap to a new version ([`Stateful`], state version 1):
+/// the race so far. The calibration is refitted from `laps` with the new
+/// version's parameters on its first frame.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RaceState {
+    cars: BTreeMap<u16, CarState>,
+    /// Every completed lap of every car, by lap number.
+    laps: BTreeMap<u16, Vec<Acc>>,
+    calib: Option<Calib>,
+    /// Race lap of the last story (any car).
+    last_story_race_lap: Option<u16>,
+}
+
 /// The plugin; see the [crate docs](crate).
 #[derive(Default)]
 pub struct Fuel {
@@ -243,12 +262,7 @@ pub struct Fuel {
     names: Names,
     /// Parameter generation the params were read at.
     generation: Option<i64>,
-    cars: BTreeMap<u16, CarState>,
-    /// Every completed lap of every car, by lap number.
-    laps: BTreeMap<u16, Vec<Acc>>,
-    calib: Option<Calib>,
-    /// Race lap of the last story (any car).
-    last_story_race_lap: Option<u16>,
+    st: RaceState,
     /// Leader's lap at the last calibration fit.
     fitted_at_lap: u16,
     // Per frame:
@@ -267,7 +281,7 @@ pub struct Fuel {
 
 impl Fuel {
     fn calib(&self) -> Calib {
-        self.calib.unwrap_or_else(|| Calib::prior(&self.params))
+        self.st.calib.unwrap_or_else(|| Calib::prior(&self.params))
     }
 
     /// Fuel the car started with (and gets back at a refuelling stop), kg.
@@ -303,7 +317,8 @@ impl Fuel {
         // The track length: the median distance of completed laps.
         self.scratch.clear();
         self.scratch.extend(
-            self.laps
+            self.st
+                .laps
                 .iter()
                 .filter(|(l, _)| **l >= 2)
                 .flat_map(|(_, v)| v.iter().map(|a| a.dist_m)),
@@ -324,7 +339,7 @@ impl Fuel {
         ks.clear();
         ws.clear();
         ts.clear();
-        for (&l, v) in &self.laps {
+        for (&l, v) in &self.st.laps {
             for a in v.iter().filter(|a| green(l, a)) {
                 let target = self
                     .params
@@ -353,7 +368,7 @@ impl Fuel {
             let (wg, sg) = (median(ws), median(ts));
             ws.clear();
             ts.clear();
-            for a in self.laps.values().flatten().filter(|a| yellow(a)) {
+            for a in self.st.laps.values().flatten().filter(|a| yellow(a)) {
                 ws.push(a.work_kg / a.dist_m);
                 ts.push(a.secs / a.dist_m);
             }
@@ -375,6 +390,7 @@ impl Fuel {
         }
         if let Some(f) = fitted {
             if self
+                .st
                 .calib
                 .is_none_or(|old| (old.k - f.k).abs() > 0.01 * old.k)
             {
@@ -389,13 +405,13 @@ impl Fuel {
                     ),
                 );
             }
-            self.calib = Some(f);
+            self.st.calib = Some(f);
         }
     }
 
     /// The field's median fuel for lap `lap` under `c` (at least three cars).
     fn lap_median(&mut self, lap: u16, c: &Calib) -> Option<f64> {
-        let recs = self.laps.get(&lap)?;
+        let recs = self.st.laps.get(&lap)?;
         if recs.len() < 3 {
             return None;
         }
@@ -406,12 +422,13 @@ impl Fuel {
 
     /// Records a car's completed lap and updates its running averages.
     fn complete_lap(&mut self, number: u16, lap: u16, acc: Acc) {
-        self.laps.entry(lap).or_default().push(acc);
+        self.st.laps.entry(lap).or_default().push(acc);
         let c = self.calib();
         // The Burn Bar of the *previous* lap: by the time a car finishes lap
         // n, nearly the whole field has finished lap n − 1, so its median is
         // settled (lap n's has only the cars ahead).
         let prev = self
+            .st
             .cars
             .get(&number)
             .and_then(|s| s.last_lap)
@@ -424,7 +441,7 @@ impl Fuel {
         let story = self.params.story.clone();
         let field_coast = self.field_coast;
         let clean = acc.pit_secs == 0.0 && acc.neutral_secs == 0.0 && lap >= 2;
-        let Some(s) = self.cars.get_mut(&number) else {
+        let Some(s) = self.st.cars.get_mut(&number) else {
             return;
         };
         s.prev_lap = s.last_lap.replace((lap, acc));
@@ -468,6 +485,7 @@ impl Fuel {
             .last_story_lap
             .is_none_or(|l| lap >= l.saturating_add(story.cooldown_laps));
         let field_cooled = self
+            .st
             .last_story_race_lap
             .is_none_or(|l| self.race_lap >= l.saturating_add(story.field_cooldown_laps));
         s.story_due = story.enabled
@@ -482,7 +500,7 @@ impl Fuel {
         let load = self.load_kg();
         let c = self.calib();
         let p = &self.params;
-        let s = self.cars.get_mut(&number)?;
+        let s = self.st.cars.get_mut(&number)?;
         let on_board = if p.refuel_at_stops {
             load - s.since_fill.fuel_kg(&c)
         } else {
@@ -534,7 +552,7 @@ impl Fuel {
             .map(|t| (t / self.params.throttle_full).clamp(0.0, 1.0));
         let rpm = self.rpm_index.and_then(|i| car.aggregate_at(i));
         let coast = self.params.coast.clone();
-        let s = self.cars.entry(number).or_default();
+        let s = self.st.cars.entry(number).or_default();
         s.window = Acc::default();
         // Stints: a new one when the car leaves the pit lane, or when the
         // host's stop count moves without a pit exit seen (a source with the
@@ -627,7 +645,7 @@ impl Fuel {
         let kgpu = self.params.units.kg_per_unit;
         let mpdu = self.params.units.m_per_distance_unit;
         let refuel = self.params.refuel_at_stops;
-        let Some(s) = self.cars.get(&number) else {
+        let Some(s) = self.st.cars.get(&number) else {
             return Ok(());
         };
         if s.total.secs == 0.0 {
@@ -693,7 +711,7 @@ impl Fuel {
         let c = self.calib();
         let kgpu = self.params.units.kg_per_unit;
         let unit = self.names.unit.clone();
-        let Some(s) = self.cars.get_mut(&number) else {
+        let Some(s) = self.st.cars.get_mut(&number) else {
             return Ok(());
         };
         let (Some(score), Some((lap, acc))) = (s.score, s.last_lap) else {
@@ -701,7 +719,7 @@ impl Fuel {
         };
         s.story_due = false;
         s.last_story_lap = Some(lap);
-        self.last_story_race_lap = Some(self.race_lap);
+        self.st.last_story_race_lap = Some(self.race_lap);
         let laps = s.saving_laps;
         let burn = s.burn_avg.unwrap_or(1.0);
         let coast = s.coast_avg.unwrap_or(0.0);
@@ -746,7 +764,7 @@ impl CarModel for Fuel {
             self.names = Names::new(&self.params);
             self.generation = Some(generation);
             // New physics or targets: refit from the laps already driven.
-            self.calib = None;
+            self.st.calib = None;
             self.fitted_at_lap = 0;
         }
         let race = frame.race();
@@ -762,7 +780,7 @@ impl CarModel for Fuel {
         }
         self.scratch.clear();
         self.scratch
-            .extend(self.cars.values().filter_map(|s| s.coast_avg));
+            .extend(self.st.cars.values().filter_map(|s| s.coast_avg));
         self.field_coast = median(&mut self.scratch);
         Ok(())
     }
@@ -779,4 +797,31 @@ impl CarModel for Fuel {
     }
 }
 
-pitwall_plugin_sdk::export_plugin!(Fuel, name = "fuel", version = "1.0.0", kind = car_model);
+impl Stateful for Fuel {
+    type State = RaceState;
+
+    fn snapshot(&self) -> RaceState {
+        self.st.clone()
+    }
+
+    fn restore(&mut self, old_state_version: u32, state: StateBytes<'_>) -> PluginResult {
+        if old_state_version != 1 {
+            return Err(format!(
+                "state version {old_state_version} is unknown (this build reads 1)"
+            )
+            .into());
+        }
+        self.st = state.decode()?;
+        // Refit with this version's parameters on the first frame.
+        self.generation = None;
+        Ok(())
+    }
+}
+
+pitwall_plugin_sdk::export_plugin!(
+    Fuel,
+    name = "fuel",
+    version = "1.0.0",
+    kind = car_model,
+    state_version = 1
+);

@@ -6,6 +6,8 @@
 //! Pure functions of their inputs: no state, no clock, no panics on NaN
 //! (non-finite inputs give zero burn).
 
+use serde::{Deserialize, Serialize};
+
 use crate::params::{CarParams, Params};
 
 /// km/h in one m/s.
@@ -60,7 +62,7 @@ pub fn throttle_fuel_kg(c: &CarParams, throttle: f64, rpm: Option<f64>, dt_s: f6
 }
 
 /// The calibration in force: fuel = `k` · work fuel + `base_kg_per_s` · time.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Calib {
     /// Correction of the prior model's work fuel (1 = uncalibrated).
     pub k: f64,
@@ -82,7 +84,7 @@ impl Calib {
 /// (work fuel and time) rather than kg, so a refitted calibration applies
 /// to everything already driven, and a total never jumps out of step with
 /// its laps.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Acc {
     /// Prior-model fuel for the work at the wheels (or the throttle model), kg.
     pub work_kg: f64,
@@ -112,7 +114,7 @@ impl Acc {
 }
 
 /// One window of one car as the model keeps it until it can be smoothed.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Sample {
     /// Mean speed over the window (distance covered / time), m/s.
     pub v: f64,

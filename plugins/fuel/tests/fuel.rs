@@ -400,3 +400,23 @@ fn bad_data_gives_no_panic_and_no_error() {
             .any(|(_, m)| m.contains("not valid JSON") || m.contains("refused"))
     );
 }
+
+#[test]
+fn a_hot_swap_hands_the_race_so_far_to_the_new_instance() {
+    let mut h = Harness::<Fuel>::new();
+    let profiles: Vec<(u16, Vec<f64>)> = (1..=4).map(|n| (n, road_lap(false))).collect();
+    let mut sim = Sim::new(lap_m(), 50, &profiles);
+    let n = road_lap(false).len();
+    let before = run(&mut h, &mut sim, 8 * n);
+    let total = metric(&before, 2, "fuel_kg_total").unwrap();
+    let lap = metric(&before, 2, "fuel_kg_lap").unwrap();
+    let (mut h, handed_over) = h.swap_to::<Fuel>().unwrap();
+    assert!(handed_over);
+    let after = h.run(&sim.step(1.0, false)).unwrap();
+    let window = metric(&after, 2, "fuel_kg_window").unwrap();
+    // The same calibration is refitted from the handed-over laps: the total
+    // carries on by exactly this window's burn.
+    assert!((metric(&after, 2, "fuel_kg_total").unwrap() - (total + window)).abs() < 1e-9);
+    assert_eq!(metric(&after, 2, "fuel_kg_lap"), Some(lap));
+    assert!(metric(&after, 2, "burn_bar").is_some());
+}
