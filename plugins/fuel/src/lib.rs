@@ -70,8 +70,9 @@
 //! the whole race consistently. `k` absorbs what the model leaves out:
 //! cornering (tyre scrub) drag, drivetrain losses, ERS recovery, and the
 //! smoothing's loss of speed peaks; on the 2024 Austrian GP the fitted
-//! `k ≈ 1.35` (an effective efficiency of ~33 % on the positions-only model),
-//! logged at info level each time it is refitted.
+//! `k = 1.37` from lap 5 on (an effective efficiency of 32.8 % for the
+//! positions-only model; uncalibrated, the lead-lap cars would burn ~77 kg),
+//! logged at info level whenever a refit moves it by more than 1 %.
 //!
 //! **Burn Bar.** The last completed lap's burn over the field's median burn of
 //! the same lap number (at least three cars), so the bar compares cars over
