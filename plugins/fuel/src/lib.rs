@@ -144,10 +144,11 @@ impl Names {
     }
 }
 
-/// `true` when `s` is usable inside a metric name (`[a-z][a-z0-9_]*`, short).
-fn ident_ok(s: &str) -> bool {
+/// `true` when `s` is usable inside a metric name (`[a-z][a-z0-9_]*`) and,
+/// at most `max` bytes long, as a unit (units are at most 16 bytes: `kg/lap`).
+fn ident_ok(s: &str, max: usize) -> bool {
     !s.is_empty()
-        && s.len() <= 24
+        && s.len() <= max
         && s.as_bytes()[0].is_ascii_lowercase()
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
@@ -185,16 +186,20 @@ fn check_params(p: &Params) -> Result<(), String> {
             return Err(format!("{name} must be a number ≥ 0, not {v}"));
         }
     }
-    if !ident_ok(&p.units.fuel) {
+    if !ident_ok(&p.units.fuel, 12) {
         return Err(format!(
             "units.fuel {:?} is not an identifier",
             p.units.fuel
         ));
     }
     if let Some(e) = &p.units.economy
-        && !ident_ok(e)
+        && !ident_ok(e, 16)
     {
         return Err(format!("units.economy {e:?} is not an identifier"));
+    }
+    // The model keeps five windows: two smoothing, up to three before a braking zone.
+    if !(1..=3).contains(&p.coast.coast_windows) {
+        return Err("coast.coast_windows must be 1, 2 or 3".into());
     }
     if !(p.coast.lap_weight > 0.0 && p.coast.lap_weight <= 1.0) {
         return Err("coast.lap_weight must be in (0, 1]".into());

@@ -192,8 +192,8 @@ pub struct CoastParams {
     pub coast_min_drop_kmh: f64,
     /// … and at most this much (more is braking).
     pub coast_max_drop_kmh: f64,
-    /// Windows of coasting needed before the braking zone (two: one window's
-    /// drop can be the start of braking smeared into the window mean).
+    /// Windows of coasting needed before the braking zone, 1 to 3 (two: one
+    /// window's drop can be the start of braking smeared into the window mean).
     pub coast_windows: usize,
     /// With a throttle channel: a pre-braking window with less mean throttle
     /// than this fraction of full is a lift.
