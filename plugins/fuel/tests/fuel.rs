@@ -428,3 +428,82 @@ fn a_hot_swap_hands_the_race_so_far_to_the_new_instance() {
     assert_eq!(metric(&after, 2, "fuel_kg_lap"), Some(lap));
     assert!(metric(&after, 2, "burn_bar").is_some());
 }
+
+#[test]
+fn with_a_throttle_channel_the_burn_follows_the_throttle() {
+    let mut h = Harness::<Fuel>::new();
+    let mut sim = Sim::new(1e9, 50, &[(1, vec![60.0]), (2, vec![60.0])]);
+    let mut windows = Vec::new();
+    for i in 0..20 {
+        let mut f = sim.step(1.0, false);
+        f.aggregate_names = vec!["mean_throttle".into(), "mean_rpm".into()];
+        // Same speed; car 1 flat out above the knee, car 2 at half throttle at
+        // 8 000 rpm (regulation curve: 77.5 kg/h).
+        f.cars[0].aggregates = vec![100.0, 11_000.0];
+        f.cars[1].aggregates = vec![50.0, 8_000.0];
+        let r = h.run(&f).unwrap();
+        if i > 6 {
+            windows.push((
+                metric(&r, 1, "fuel_kg_window").unwrap(),
+                metric(&r, 2, "fuel_kg_window").unwrap(),
+            ));
+        }
+    }
+    // Uncalibrated (no laps yet): flow · 1 s plus the 3 kg/h base flow.
+    let base = 3.0 / 3600.0;
+    for (a, b) in windows {
+        assert!((a - (100.0 / 3600.0 + base)).abs() < 1e-9, "{a}");
+        assert!((b - (0.5 * 77.5 / 3600.0 + base)).abs() < 1e-9, "{b}");
+    }
+}
+
+#[test]
+fn a_pit_stop_starts_a_stint_and_refuels_where_the_series_does() {
+    for (params, refuel) in [(F1, false), (NASCAR, true)] {
+        let mut h = Harness::<Fuel>::new();
+        h.set_params(params.as_bytes().to_vec());
+        let p: Params = serde_json::from_str(params).unwrap();
+        let (fuel, load) = (
+            p.units.fuel.clone(),
+            p.start_load_kg.unwrap() / p.units.kg_per_unit,
+        );
+        let name = |m: &str| format!("fuel_{fuel}_{m}");
+        let mut sim = Sim::new(lap_m(), 50, &[(1, road_lap(false))]);
+        let before = run(&mut h, &mut sim, 100);
+        let stint_before = metric(&before, 1, &name("stint")).unwrap();
+        // 20 s in the pit lane, then out with one stop more.
+        for _ in 0..20 {
+            let mut f = sim.step(0.3, false);
+            f.cars[0].in_pit = true;
+            h.run(&f).unwrap();
+        }
+        let mut last = None;
+        for _ in 0..10 {
+            let mut f = sim.step(1.0, false);
+            f.cars[0].pit_stops = 1;
+            last = Some(h.run(&f).unwrap());
+        }
+        let r = last.unwrap();
+        let (stint, total) = (
+            metric(&r, 1, &name("stint")).unwrap(),
+            metric(&r, 1, &name("total")).unwrap(),
+        );
+        let remaining = metric(&r, 1, &name("remaining")).unwrap();
+        assert!(
+            stint > 0.0 && stint < 0.2 * stint_before,
+            "{fuel}: stint {stint}"
+        );
+        assert!(total > stint_before + stint, "{fuel}: total {total}");
+        if refuel {
+            assert!(
+                (remaining - (load - stint)).abs() < 1e-9,
+                "refilled: {remaining}"
+            );
+        } else {
+            assert!(
+                (remaining - (load - total)).abs() < 1e-9,
+                "no refuel: {remaining}"
+            );
+        }
+    }
+}
