@@ -125,7 +125,7 @@ pub struct Sample {
     pub counted: bool,
     pub neutral: bool,
     pub in_pit: bool,
-    /// Stint number (pit stops so far) when the window closed.
+    /// Stint number (pit exits seen so far) when the window closed.
     pub stint: u32,
     /// Throttle fraction 0..1, where the feed has it.
     pub throttle: Option<f64>,
