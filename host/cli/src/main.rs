@@ -32,6 +32,11 @@ enum Command {
     Gpu(cmd::gpu::GpuArgs),
     /// WASM plugins: scaffold, build, test over a recorded race.
     Plugin(cmd::plugin::PluginArgs),
+    /// Fit a race model on recorded races: `pitwall train overtake --data DIR...`.
+    Train(cmd::train::TrainArgs),
+    /// Evaluate the race-intelligence plugins on a recorded race (overtake AUC,
+    /// Brier, calibration vs a baseline; story recall and precision).
+    Eval(cmd::eval::EvalArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +55,8 @@ fn main() -> std::process::ExitCode {
         Command::Replay(a) => cmd::replay::run(a),
         Command::Gpu(a) => cmd::gpu::run(a),
         Command::Plugin(a) => cmd::plugin::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -145,10 +145,10 @@ fn run_replays_the_bundled_race() {
     assert!(out.contains("enters the pit lane"), "{out}");
     assert!(out.contains("CHEQUERED FLAG"), "{out}");
     assert!(out.contains("P1 #"), "{out}");
-    // Race predictions once per lap from lap 2 (the race is under way once the
-    // leader covered 1.5 laps) to lap 71, from the CPU kernels.
-    assert_eq!(out.matches("predictions | P(win)").count(), 70, "{out}");
-    assert!(out.contains("lap  2 predictions"), "{out}");
+    // Race predictions once per lap from the start (lap 1: the race is under
+    // way from the moment the cars leave the grid) to lap 71, from the CPU kernels.
+    assert_eq!(out.matches("predictions | P(win)").count(), 71, "{out}");
+    assert!(out.contains("lap  1 predictions"), "{out}");
     assert!(out.contains("lap 71 predictions"), "{out}");
 }
 

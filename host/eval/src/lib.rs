@@ -9,6 +9,8 @@
 //! * [`overtake`]: overtake-model samples, labels and metrics (AUC with a
 //!   bootstrap interval, Brier score, calibration bins).
 
+pub mod fit;
 pub mod overtake;
+pub mod race;
 pub mod stories;
 pub mod truth;

@@ -54,7 +54,15 @@ impl TrackTimeline {
             {
                 by_window.insert(c, model.snapshot());
                 if under_way_from.is_none() && model.race_under_way() {
-                    under_way_from = Some(c);
+                    // In hindsight: from the window the cars left the grid in
+                    // (the formation lap is over), not from 1.5 laps later when
+                    // the model is sure of it.
+                    under_way_from = Some(
+                        model
+                            .race_start_ms()
+                            .map_or(c, |t| t - t.rem_euclid(window_ms))
+                            .min(c),
+                    );
                 }
             }
             current = Some(ws);

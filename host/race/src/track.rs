@@ -484,6 +484,8 @@ pub struct TrackModel {
     pits: Vec<PitEntry>,
     /// Set once a car covered 1.5 laps since the last reset: no more grid resets.
     race_locked: bool,
+    /// Model time of the last grid reset: the cars stood there until the start.
+    last_grid_ms: Option<i64>,
 }
 
 /// A sample older than the model's current time.
@@ -504,6 +506,7 @@ impl TrackModel {
             now: i64::MIN,
             pits: Vec::new(),
             race_locked: false,
+            last_grid_ms: None,
         }
     }
 
@@ -555,6 +558,14 @@ impl TrackModel {
     /// that, laps may still be formation laps.
     pub fn race_under_way(&self) -> bool {
         self.race_locked
+    }
+
+    /// When the race started, once that is certain ([`race_under_way`](Self::race_under_way)):
+    /// the last moment the cars were seen standing on the grid (within the
+    /// grid detection's few seconds of the lights going out). `None` before
+    /// that, and for a model without a grid.
+    pub fn race_start_ms(&self) -> Option<i64> {
+        self.last_grid_ms.filter(|_| self.race_locked)
     }
 
     /// Derived pit-lane entries so far, in time order.
@@ -685,6 +696,7 @@ impl TrackModel {
             .fold(f64::NEG_INFINITY, f64::max);
         let origin = (r + pole).rem_euclid(l);
         self.origin = Some(origin);
+        self.last_grid_ms = Some(now);
         for c in self.cars.values_mut() {
             let t = self.line.wrap(c.s_raw - origin);
             c.total = t;

@@ -1,11 +1,13 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod eval;
 pub mod gpu;
 pub mod plugin;
 pub mod replay;
 pub mod run;
 pub mod simulate;
+pub mod train;
 pub mod window;
 
 use std::io::IsTerminal;
