@@ -146,12 +146,13 @@ fn battles_and_stories_recall_the_real_race() {
     );
     // The bar is 95 % recall and 90 % precision in every category.
     // Pit stops and SC/VSC meet it. On-track overtakes do NOT yet (measured
-    // 82.8 % / 62.6 %): most false alarms are position swaps the frames'
-    // track-model order shows and the OpenF1 table does not have (cars side
-    // by side, damaged cars passed on their way to a pit stop more than the
-    // confirmation time later); see docs/plugins.md. Their floor here is the
-    // level reached, so a regression fails; raising it to the bar is open work.
-    let bars = [(0.80, 0.60), (0.95, 0.90), (0.95, 0.90)];
+    // 83.9 % / 70.9 %, read at 200 m virtual timing loops; 82.8 % / 62.6 %
+    // from the raw frame order before): the rest are lap-1 order changes of
+    // cars within a tenth of each other, passes re-passed too close to see in
+    // 4 Hz positions, and swaps the OpenF1 table does not have; see
+    // docs/plugins.md. Their floor here is just under the level reached, so
+    // a regression fails; the bar is open work.
+    let bars = [(0.83, 0.70), (0.95, 0.90), (0.95, 0.90)];
     for ((name, c), (min_recall, min_precision)) in report.categories().into_iter().zip(bars) {
         let (recall, precision) = (c.recall.unwrap_or(0.0), c.precision.unwrap_or(0.0));
         assert!(

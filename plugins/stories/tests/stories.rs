@@ -179,3 +179,71 @@ fn commentary_is_rate_limited_and_facts_are_not() {
     assert!(got.iter().any(|k| k.1 == "safety_car_deployed"), "{got:?}");
     assert_eq!(h.plugin().limiter().dropped, 6);
 }
+
+/// A car on a track model: race distance `d` m (the order follows it).
+fn on_track(number: u16, position: u8, d: f64) -> CarFrameData {
+    CarFrameData {
+        total_distance_m: d,
+        ..runner(number, position, f64::NAN)
+    }
+}
+
+/// #1 and #4 at 60 m/s; #4's distance relative to #1's is `rel(seq)` m.
+fn pair(seq: u64, rel: impl Fn(u64) -> f64) -> Vec<CarFrameData> {
+    let d1 = 1_000.0 + 60.0 * seq as f64;
+    let d4 = d1 + rel(seq);
+    let (p1, p4) = if d4 > d1 { (2, 1) } else { (1, 2) };
+    vec![
+        on_track(1, p1, d1),
+        on_track(4, p4, d4),
+        on_track(16, 3, 500.0 + 60.0 * seq as f64),
+    ]
+}
+
+fn overtakes(frames: &[RaceFrameData]) -> Vec<(u64, String, Vec<String>)> {
+    let mut h = Harness::<Stories>::new();
+    let got = kinds(&h.run_all(frames).unwrap());
+    got.into_iter().filter(|k| k.1 == "overtake").collect()
+}
+
+#[test]
+fn a_clean_pass_read_at_the_timing_loops_is_one_story() {
+    // #4 runs 20 m behind #1, then gains 4 m/s from window 10 on.
+    let frames: Vec<_> = (0..40)
+        .map(|s| race(s, pair(s, |s| -20.0 + 4.0 * s.saturating_sub(10) as f64)))
+        .collect();
+    let passes = overtakes(&frames);
+    assert_eq!(passes.len(), 1, "{passes:?}");
+    assert_eq!(passes[0].2, ["4", "1"]);
+}
+
+#[test]
+fn side_by_side_flapping_is_not_a_pass() {
+    // Side by side for 30 s: the 4 Hz-derived order swaps every window
+    // (±3 m, a twentieth of a second), then #1 stays ahead.
+    let rel = |s: u64| {
+        if (10..40).contains(&s) {
+            if s.is_multiple_of(2) { 3.0 } else { -3.0 }
+        } else {
+            -15.0
+        }
+    };
+    let frames: Vec<_> = (0..60).map(|s| race(s, pair(s, rel))).collect();
+    let passes = overtakes(&frames);
+    assert!(passes.len() <= 1, "{passes:?}");
+    assert!(passes.is_empty(), "net nothing changed: {passes:?}");
+}
+
+#[test]
+fn a_clear_pass_re_passed_is_two_stories() {
+    // #4 gets 15 m (0.25 s) ahead for a few seconds, then #1 re-passes.
+    let rel = |s: u64| match s {
+        0..10 => -15.0,
+        10..18 => 15.0,
+        _ => -15.0,
+    };
+    let frames: Vec<_> = (0..50).map(|s| race(s, pair(s, rel))).collect();
+    let passes = overtakes(&frames);
+    let cars: Vec<_> = passes.iter().map(|p| p.2.clone()).collect();
+    assert_eq!(cars, [vec!["4", "1"], vec!["1", "4"]], "{passes:?}");
+}
