@@ -175,3 +175,34 @@ fn battles_and_stories_recall_the_real_race() {
     }
     eprintln!("battles stories: {kinds:?}");
 }
+
+/// The out-of-sample check: the same plugin over the 2024 Bahrain GP, a
+/// timing-only race (no distances: the frame order changes only at the
+/// feed's timing points). Printed, not held to the bar.
+#[test]
+fn stories_on_bahrain_are_reported() {
+    let frames = race_frames::bahrain_frames();
+    let path = pitwall_plugins_bundle::wasm_path("stories");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut set = PluginSet::new(Runtime::new(config()).expect("runtime starts"));
+    let ticket = set
+        .control()
+        .deploy(&bytes, Boundary::Next)
+        .expect("stories");
+    set.apply_pending(frames[0].window_start_ms);
+    ticket.wait(HANG).expect("loaded");
+    let mut insights = Vec::new();
+    for f in &frames {
+        let out = set.on_frame(&f.bytes, f.window_start_ms);
+        assert!(out.failures.is_empty(), "{:?}", out.failures);
+        insights.extend(out.insights);
+    }
+    let data: Vec<RaceFrameData> = frames
+        .iter()
+        .map(|f| RaceFrameData::from_flatbuffer(&f.bytes).expect("frame decodes"))
+        .collect();
+    let truth = RaceTruth::load(&race_frames::bahrain_dir(), &data).expect("truth loads");
+    let report = evaluate(&timed_stories(&insights), &truth);
+    eprintln!("2024 Bahrain GP:");
+    print_report(&report, truth.race_start_ms.expect("the race starts"));
+}
