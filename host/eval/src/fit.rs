@@ -28,10 +28,14 @@ pub const EXPERTS: [(&str, &[&str]); 3] = [
 ];
 
 /// The stacker's context features.
-pub const CONTEXT: [&str; 6] = [
+pub const CONTEXT: [&str; 10] = [
     "interval_s",
+    "lost_place_recently",
     "closing_s_per_lap",
     "pace_diff_s",
+    "pace3_diff_s",
+    "best_lap_diff_s",
+    "defender_gap_ahead_s",
     "tyre_age_diff",
     "compound_diff",
     "laps_left",

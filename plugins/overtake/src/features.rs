@@ -49,6 +49,10 @@ struct CarHistory {
     compound: Option<Compound>,
     /// The feed has a DRS channel for this car (some window had a code > 0).
     has_drs: bool,
+    /// Recent completed lap times, oldest first (one per lap).
+    laps: VecDeque<f64>,
+    /// Best lap so far.
+    best_lap_s: Option<f64>,
 }
 
 /// Features of one (attacker, defender) pair at the end of a window. Each is a
@@ -89,12 +93,24 @@ pub struct PairFeatures {
     pub compound_diff: f64,
     /// Laps left in the race (NaN = distance unknown).
     pub laps_left: f64,
+    /// Defender's mean of its last three laps minus the attacker's, s
+    /// (positive = attacker faster; steadier than one lap).
+    pub pace3_diff_s: f64,
+    /// Defender's best lap so far minus the attacker's, s: the cars' speed
+    /// potential (positive = attacker's car quicker).
+    pub best_lap_diff_s: f64,
+    /// The defender's own interval to the car ahead of it, s, capped at 5
+    /// (a defender in a DRS train gets DRS too and is harder to pass).
+    pub defender_gap_ahead_s: f64,
+    /// 1 when the attacker was directly ahead of this defender within the
+    /// last two laps (it just lost the place: a re-pass with DRS is likely), else 0.
+    pub lost_place_recently: f64,
 }
 
 impl PairFeatures {
     /// Names and values of the features, in a fixed order (the model's
     /// parameter files name features by these strings).
-    pub fn named(&self) -> [(&'static str, f64); 13] {
+    pub fn named(&self) -> [(&'static str, f64); 17] {
         [
             ("drs_depth_s", self.drs_depth_s),
             ("drs_share_lap", self.drs_share_lap),
@@ -109,6 +125,10 @@ impl PairFeatures {
             ("tyre_age_diff", self.tyre_age_diff),
             ("compound_diff", self.compound_diff),
             ("laps_left", self.laps_left),
+            ("pace3_diff_s", self.pace3_diff_s),
+            ("best_lap_diff_s", self.best_lap_diff_s),
+            ("defender_gap_ahead_s", self.defender_gap_ahead_s),
+            ("lost_place_recently", self.lost_place_recently),
         ]
     }
 
@@ -165,8 +185,16 @@ impl PairTracker {
             h.lap = car.lap();
             h.tyre_age = car.tyre_age_laps();
             h.compound = Some(car.tyre_compound());
-            if let Some(l) = car.last_lap_s() {
+            if let Some(l) = car.last_lap_s()
+                && h.last_lap_s != Some(l)
+            {
                 h.last_lap_s = Some(l);
+                h.laps.push_back(l);
+                if h.laps.len() > 3 {
+                    h.laps.pop_front();
+                }
+                // In- and out-laps are slow, never the best: the minimum is safe.
+                h.best_lap_s = Some(h.best_lap_s.map_or(l, |b| b.min(l)));
             }
             let ahead = ahead_of.get(&car.number()).copied().unwrap_or(0);
             h.samples.push_back(Sample {
@@ -261,7 +289,37 @@ impl PairTracker {
         } else {
             f64::NAN
         };
+        let mean3 = |h: &CarHistory| {
+            (!h.laps.is_empty()).then(|| h.laps.iter().sum::<f64>() / h.laps.len() as f64)
+        };
+        let pace3_diff_s = match (mean3(d), mean3(a)) {
+            (Some(dl), Some(al)) => (dl - al).clamp(-10.0, 10.0),
+            _ => 0.0,
+        };
+        let best_lap_diff_s = match (d.best_lap_s, a.best_lap_s) {
+            (Some(dl), Some(al)) => (dl - al).clamp(-5.0, 5.0),
+            _ => 0.0,
+        };
+        let defender_gap_ahead_s = d
+            .samples
+            .back()
+            .map(|s| s.interval_s)
+            .filter(|g| g.is_finite())
+            .map_or(5.0, |g| g.min(5.0));
+        let lost_place_recently = if d
+            .samples
+            .iter()
+            .any(|s| s.ts_ms > since(2) && s.ahead == attacker)
+        {
+            1.0
+        } else {
+            0.0
+        };
         Some(PairFeatures {
+            lost_place_recently,
+            pace3_diff_s,
+            best_lap_diff_s,
+            defender_gap_ahead_s,
             drs_depth_s,
             drs_share_lap,
             drs_open_share,

@@ -172,6 +172,10 @@ fn context_label(feature: &str) -> &str {
         "tyre_age_diff" => "tyre_age",
         "compound_diff" => "compound",
         "laps_left" => "laps_left",
+        "pace3_diff_s" => "pace_3laps",
+        "best_lap_diff_s" => "car_speed",
+        "defender_gap_ahead_s" => "drs_train",
+        "lost_place_recently" => "repass",
         other => other,
     }
 }
