@@ -17,6 +17,9 @@ pub enum ApiError {
     /// The feature exists but is not configured in this server.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// What the request names does not exist (e.g. a car not in the race).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl ApiError {
@@ -31,6 +34,7 @@ impl ApiError {
         match self {
             ApiError::BadParam { .. } | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         }
     }
 }

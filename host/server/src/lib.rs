@@ -6,7 +6,10 @@
 //!   every subscriber its own bounded queue, so reconnecting clients miss
 //!   nothing and slow ones never slow the others.
 //! * [`mod@router`]: the axum routes — `GET /feed` (SSE), `GET /ws` (WebSocket),
-//!   `GET /health`, `GET /stories`, `GET /metrics`.
+//!   `GET /health`, `GET /stories`, `GET /metrics`, and the live race:
+//!   `GET /live-battles`, `GET /predict`, `GET /burn-bar`, `GET /telemetry/live`.
+//! * [`mod@live`]: [`LiveView`], the live race those four answer from, updated
+//!   by the job once per frame with the frame and its insights.
 //! * [`mod@serve`]: the accept loop. It gives each connection a [`ConnKill`] so the
 //!   hub can close the socket of a client that stopped reading.
 //!
@@ -30,6 +33,7 @@
 pub mod background;
 pub mod error;
 pub mod feed;
+pub mod live;
 pub mod query;
 pub mod router;
 pub mod serve;
@@ -41,5 +45,6 @@ pub use error::{ApiError, ServerError};
 pub use feed::{
     ConnKill, Event, FeedHub, Filter, HubConfig, HubStats, Item, NewEvent, Notice, Subscription,
 };
+pub use live::{LiveState, LiveView};
 pub use router::{AppState, Health, PluginVersion, install_prometheus, router};
 pub use serve::serve;

@@ -65,6 +65,29 @@ pub fn parse_feed_query(pairs: &[(String, String)]) -> Result<FeedParams, ApiErr
     Ok(p)
 }
 
+/// The live routes' only parameter: `car=N` (a racing number, at most once).
+pub fn parse_live_query(pairs: &[(String, String)]) -> Result<Option<u16>, ApiError> {
+    let mut car = None;
+    for (key, value) in pairs {
+        match key.as_str() {
+            "car" if car.is_some() => {
+                return Err(ApiError::bad("car", "given more than once"));
+            }
+            "car" => match value.trim().parse::<u16>() {
+                Ok(n) if n <= 999 => car = Some(n),
+                _ => {
+                    return Err(ApiError::bad(
+                        "car",
+                        format!("`{value}` is not a racing number (0-999)"),
+                    ));
+                }
+            },
+            other => return Err(ApiError::bad(other, "unknown parameter (known: car)")),
+        }
+    }
+    Ok(car)
+}
+
 /// An event id as sent back by a client.
 pub fn parse_event_id(param: &str, value: &str) -> Result<u64, ApiError> {
     value
@@ -117,6 +140,36 @@ mod tests {
         ] {
             let err = q(&pairs).unwrap_err().to_string();
             assert!(err.contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn live_query_takes_one_car() {
+        let q = |pairs: &[(&str, &str)]| {
+            let v: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            parse_live_query(&v)
+        };
+        assert_eq!(q(&[]).unwrap(), None);
+        assert_eq!(q(&[("car", "04")]).unwrap(), Some(4));
+        for (pairs, needle) in [
+            (
+                vec![("car", "abc")],
+                "bad car: `abc` is not a racing number",
+            ),
+            (vec![("car", "1000")], "not a racing number"),
+            (vec![("car", "-1")], "not a racing number"),
+            (vec![("car", "1"), ("car", "2")], "given more than once"),
+            (
+                vec![("cars", "1")],
+                "bad cars: unknown parameter (known: car)",
+            ),
+        ] {
+            let err = q(&pairs).unwrap_err();
+            assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST);
+            assert!(err.to_string().contains(needle), "{err}");
         }
     }
 }

@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::error::{ApiError, ServerError};
 use crate::feed::{FeedHub, HubStats, KIND_STORY};
-use crate::query::parse_event_id;
+use crate::live::LiveView;
+use crate::query::{parse_event_id, parse_live_query};
 use crate::{sse, ws};
 
 /// A plugin (or model) version, as `/health` reports it.
@@ -54,6 +55,9 @@ pub struct AppState {
     pub health: HealthFn,
     /// `None`: `/metrics` answers 503 (no recorder installed).
     pub prometheus: Option<PrometheusHandle>,
+    /// The live race (`/live-battles`, `/predict`, `/burn-bar`,
+    /// `/telemetry/live`); the job updates it once per frame.
+    pub live: LiveView,
 }
 
 impl AppState {
@@ -62,7 +66,14 @@ impl AppState {
             hub,
             health: Arc::new(health),
             prometheus: None,
+            live: LiveView::new(),
         }
+    }
+
+    /// Serves this live view (by default the state has its own, empty one).
+    pub fn with_live(mut self, live: LiveView) -> Self {
+        self.live = live;
+        self
     }
 
     pub fn with_prometheus(mut self, handle: PrometheusHandle) -> Self {
@@ -86,7 +97,54 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/stories", get(stories))
         .route("/metrics", get(metrics_text))
+        .route("/live-battles", get(live_battles))
+        .route("/predict", get(predict))
+        .route("/burn-bar", get(burn_bar))
+        .route("/telemetry/live", get(telemetry_live))
         .with_state(state)
+}
+
+type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+fn live_car(query: QueryPairs) -> Result<Option<u16>, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError::BadQuery(e.body_text()))?;
+    parse_live_query(&pairs)
+}
+
+/// `GET /live-battles?car=N`: the live battles with the overtake probability.
+async fn live_battles(
+    State(st): State<AppState>,
+    query: QueryPairs,
+) -> Result<Json<crate::live::BattlesBody>, ApiError> {
+    let car = live_car(query)?;
+    Ok(Json(st.live.state().battles_body(car)?))
+}
+
+/// `GET /predict?car=N`: the current predictions with their breakdown.
+async fn predict(
+    State(st): State<AppState>,
+    query: QueryPairs,
+) -> Result<Json<crate::live::PredictBody>, ApiError> {
+    let car = live_car(query)?;
+    Ok(Json(st.live.state().predict_body(car)?))
+}
+
+/// `GET /burn-bar?car=N`: fuel per car against the field.
+async fn burn_bar(
+    State(st): State<AppState>,
+    query: QueryPairs,
+) -> Result<Json<crate::live::BurnBarBody>, ApiError> {
+    let car = live_car(query)?;
+    Ok(Json(st.live.state().burn_bar_body(car)?))
+}
+
+/// `GET /telemetry/live?car=N`: every car's latest state.
+async fn telemetry_live(
+    State(st): State<AppState>,
+    query: QueryPairs,
+) -> Result<Json<crate::live::TelemetryBody>, ApiError> {
+    let car = live_car(query)?;
+    Ok(Json(st.live.state().telemetry_body(car)?))
 }
 
 #[derive(Serialize)]
