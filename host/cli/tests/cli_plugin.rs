@@ -104,9 +104,9 @@ fn a_trapping_plugin_is_counted_and_the_replay_goes_on() {
     assert!(!line.contains("failures 0 "), "{line}");
 }
 
-/// The README's main command runs the example plugins on every frame.
+/// The README's main command runs the shipped plugins on every frame.
 #[test]
-fn run_feeds_every_frame_to_the_example_plugins() {
+fn run_feeds_every_frame_to_the_shipped_plugins() {
     let o = pitwall(&[
         "run",
         "--speed",
@@ -124,7 +124,7 @@ fn run_feeds_every_frame_to_the_example_plugins() {
     ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    for p in pitwall_plugins_bundle::examples() {
+    for p in pitwall_plugins_bundle::shipped() {
         let line = err
             .lines()
             .find(|l| l.trim_start().starts_with(&format!("{}:", p.id())))
@@ -132,7 +132,7 @@ fn run_feeds_every_frame_to_the_example_plugins() {
         assert!(line.contains("calls 5484 ok 5484 failures 0"), "{line}");
     }
     assert!(
-        out.contains("gap-watch@") && out.contains("story [catching]"),
+        out.contains("stories@") && out.contains("story [overtake]"),
         "{out}"
     );
 }
@@ -198,13 +198,13 @@ fn run_serves_health_and_stories_on_localhost() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    for p in pitwall_plugins_bundle::examples() {
+    for p in pitwall_plugins_bundle::shipped() {
         assert!(
             health.contains(&format!("\"name\":\"{}\"", p.name)),
             "{health}"
         );
     }
     assert!(stories.starts_with("HTTP/1.1 200"), "{stories}");
-    assert!(stories.contains("gap-watch"), "{stories}");
+    assert!(stories.contains("\"plugin\":\"stories@"), "{stories}");
     assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
 }

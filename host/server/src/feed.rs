@@ -257,11 +257,23 @@ pub struct FeedHub {
 #[derive(Debug)]
 struct State {
     next_id: u64,
+    /// Every kind, the newest `replay_capacity` events.
     buffer: VecDeque<Arc<Event>>,
+    /// Per kind, its newest `replay_capacity` events: a flood of one kind
+    /// (per-car metrics, every window) must not evict the rare ones (stories)
+    /// that a client filtered on them wants replayed, or `/stories` pages.
+    by_kind: HashMap<&'static str, KindBuffer>,
     subs: HashMap<u64, SubEntry>,
     next_sub: u64,
     lagged: u64,
     cut: u64,
+}
+
+#[derive(Debug, Default)]
+struct KindBuffer {
+    events: VecDeque<Arc<Event>>,
+    /// Id of the newest event of this kind evicted so far (0: none).
+    evicted_up_to: u64,
 }
 
 #[derive(Debug)]
@@ -281,6 +293,7 @@ impl FeedHub {
             inner: Arc::new(Mutex::new(State {
                 next_id: 1,
                 buffer: VecDeque::with_capacity(config.replay_capacity.min(1 << 16)),
+                by_kind: HashMap::new(),
                 subs: HashMap::new(),
                 next_sub: 0,
                 lagged: 0,
@@ -326,6 +339,13 @@ impl FeedHub {
             st.buffer.pop_front();
         }
         st.buffer.push_back(event.clone());
+        let kept = st.by_kind.entry(event.kind).or_default();
+        if kept.events.len() == self.config.replay_capacity
+            && let Some(old) = kept.events.pop_front()
+        {
+            kept.evicted_up_to = old.id;
+        }
+        kept.events.push_back(event.clone());
 
         let mut newly_lagged = 0;
         let mut cut = Vec::new();
@@ -405,7 +425,27 @@ impl FeedHub {
         let mut backlog = VecDeque::new();
         // Live subscribers start after the newest event.
         let mut start = st.next_id - 1;
-        if let Some(k) = resume {
+        if let Some(k) = resume
+            && !filter.kinds.is_empty()
+        {
+            // Filtered on kinds: replay from those kinds' own buffers.
+            let (notice, from) = replay_start_kinds(&st, k, &filter.kinds);
+            if let Some(n) = notice {
+                backlog.push_back(Item::Notice(n));
+            }
+            let mut events: Vec<Arc<Event>> = filter
+                .kinds
+                .iter()
+                .filter_map(|kind| st.by_kind.get(kind))
+                .flat_map(|b| b.events.iter())
+                .filter(|e| e.id > from && filter.matches(e))
+                .cloned()
+                .collect();
+            events.sort_by_key(|e| e.id);
+            events.dedup_by_key(|e| e.id);
+            backlog.extend(events.into_iter().map(Item::Event));
+            start = from;
+        } else if let Some(k) = resume {
             let (notice, from) = replay_start(&st, k);
             if let Some(n) = notice {
                 backlog.push_back(Item::Notice(n));
@@ -448,10 +488,11 @@ impl FeedHub {
     /// `before` (all when `None`): the paging behind `/stories`.
     pub fn recent(&self, kind: &str, before: Option<u64>, limit: usize) -> Vec<Arc<Event>> {
         let st = self.lock();
-        st.buffer
-            .iter()
-            .rev()
-            .filter(|e| e.kind == kind && before.is_none_or(|b| e.id < b))
+        st.by_kind
+            .get(kind)
+            .into_iter()
+            .flat_map(|b| b.events.iter().rev())
+            .filter(|e| before.is_none_or(|b| e.id < b))
             .take(limit)
             .cloned()
             .collect()
@@ -467,6 +508,29 @@ impl FeedHub {
             lagged: st.lagged,
             cut: st.cut,
         }
+    }
+}
+
+/// [`replay_start`] for a subscriber of `kinds` only: a reset when an event
+/// of one of those kinds after `k` was evicted.
+fn replay_start_kinds(st: &State, k: u64, kinds: &[&'static str]) -> (Option<Notice>, u64) {
+    let newest = st.next_id - 1;
+    let evicted = kinds
+        .iter()
+        .filter_map(|kind| st.by_kind.get(kind))
+        .map(|b| b.evicted_up_to)
+        .max()
+        .unwrap_or(0);
+    if k > newest || evicted > k {
+        (
+            Some(Notice::Reset {
+                requested: k,
+                oldest: evicted + 1,
+            }),
+            evicted,
+        )
+    } else {
+        (None, k)
     }
 }
 

@@ -119,6 +119,12 @@ pub fn race() -> impl Iterator<Item = &'static PluginSpec> {
     PLUGINS.iter().filter(|p| p.role == Role::Race)
 }
 
+/// What the main run (`pitwall run`, `pitwall replay --example-plugins`)
+/// loads: the race-intelligence plugins.
+pub fn shipped() -> impl Iterator<Item = &'static PluginSpec> {
+    race()
+}
+
 /// The hostile plugins.
 pub fn hostile() -> impl Iterator<Item = &'static PluginSpec> {
     PLUGINS.iter().filter(|p| p.role == Role::Hostile)

@@ -65,8 +65,8 @@ pub enum PluginCommand {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PluginChoice {
     None,
-    /// The example plugins built with this checkout (`plugins/`, by the
-    /// `pitwall-plugins-bundle` build).
+    /// The plugins this checkout ships (`plugins/`, built by
+    /// `pitwall-plugins-bundle`): battles, overtake, fuel, stories.
     Examples,
     /// Every `NAME.wasm` (and `NAME.params.json`) in a directory, watched: a new
     /// or changed file is swapped in at the next window boundary.
@@ -104,6 +104,8 @@ pub struct WithPlugins<S> {
     stage: Option<PluginStage>,
     /// The feeds (`--listen`): race state per frame and every insight.
     hub: Option<pitwall_server::FeedHub>,
+    /// The live REST views (`--listen`): updated once per frame.
+    live: Option<pitwall_server::LiveView>,
 }
 
 pub struct PluginStage {
@@ -126,12 +128,19 @@ impl<S> WithPlugins<S> {
             inner,
             stage,
             hub: None,
+            live: None,
         }
     }
 
     /// Also publish to the feeds.
     pub fn with_hub(mut self, hub: Option<pitwall_server::FeedHub>) -> Self {
         self.hub = hub;
+        self
+    }
+
+    /// Also update the live REST views (`/live-battles`, `/predict`, ...).
+    pub fn with_live(mut self, live: Option<pitwall_server::LiveView>) -> Self {
+        self.live = live;
         self
     }
 
@@ -149,15 +158,22 @@ impl<S: FrameSink> FrameSink for WithPlugins<S> {
         {
             tracing::warn!("race state not published: {e}");
         }
-        if let Some(stage) = self.stage.as_mut() {
-            let out = stage.frame(frame);
-            if let Some(hub) = &self.hub {
-                for i in &out.insights {
-                    if let Err(e) = hub.publish_insight(i) {
-                        tracing::warn!(plugin = i.plugin_id(), "insight not published: {e}");
-                    }
+        let out = self.stage.as_mut().map(|stage| stage.frame(frame));
+        if let (Some(out), Some(hub)) = (&out, &self.hub) {
+            for i in &out.insights {
+                if let Err(e) = hub.publish_insight(i) {
+                    tracing::warn!(plugin = i.plugin_id(), "insight not published: {e}");
                 }
             }
+        }
+        if let Some(live) = &self.live {
+            let (insights, failed) = out.as_ref().map_or((&[][..], Vec::new()), |o| {
+                (
+                    &o.insights[..],
+                    o.failures.iter().map(|f| &*f.plugin).collect(),
+                )
+            });
+            live.update(frame, insights, &failed);
         }
         Ok(())
     }
@@ -170,7 +186,7 @@ impl PluginStage {
     pub fn open(choice: &PluginChoice, print: PrintOptions) -> anyhow::Result<Option<Self>> {
         let files: Vec<PathBuf> = match choice {
             PluginChoice::None => return Ok(None),
-            PluginChoice::Examples => pitwall_plugins_bundle::examples()
+            PluginChoice::Examples => pitwall_plugins_bundle::shipped()
                 .map(|p| p.path())
                 .collect(),
             PluginChoice::Files(f) => f.clone(),

@@ -353,3 +353,47 @@ fn concurrent_publishers_give_unique_ids_seen_in_order_by_every_subscriber() {
         assert_eq!(ids(&drain(sub)), all);
     }
 }
+
+/// A flood of one kind (per-car metrics every window) does not evict the rare
+/// kind a client asked for: `/stories` still pages every story, and a client
+/// filtered on stories resumes from its last id without a reset.
+#[test]
+fn a_metric_flood_keeps_stories_for_paging_and_filtered_resume() {
+    let h = hub(8, 64, 64);
+    let mut stories = Vec::new();
+    for _ in 0..5 {
+        stories.push(h.publish(ev(KIND_STORY, &["4"], 0.9)));
+        for _ in 0..20 {
+            h.publish(ev(KIND_METRIC, &["4"], 0.0));
+        }
+    }
+    // The all-kinds buffer holds only metrics now.
+    assert!(h.recent(KIND_METRIC, None, 100).len() == 8);
+    let paged: Vec<u64> = h
+        .recent(KIND_STORY, None, 10)
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(paged, stories.iter().rev().copied().collect::<Vec<_>>());
+    let filter = Filter {
+        kinds: vec![KIND_STORY],
+        ..Filter::default()
+    };
+    let mut sub = h.subscribe(filter.clone(), Some(stories[1]), None);
+    let items = drain(&mut sub);
+    assert!(
+        !items.iter().any(|i| matches!(i, Item::Notice(_))),
+        "{items:?}"
+    );
+    assert_eq!(ids(&items), stories[2..].to_vec());
+    // Once stories themselves are evicted, the filtered client is told.
+    for _ in 0..10 {
+        h.publish(ev(KIND_STORY, &[], 0.9));
+    }
+    let mut late = h.subscribe(filter, Some(stories[0]), None);
+    let items = drain(&mut late);
+    assert!(
+        matches!(items[0], Item::Notice(Notice::Reset { .. })),
+        "{items:?}"
+    );
+}
