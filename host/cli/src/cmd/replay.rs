@@ -302,11 +302,15 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     run_with_plugins(args, None)
 }
 
-/// Starts the HTTP server (feeds, health, metrics) on its own thread.
+/// Starts the HTTP server (feeds, health, metrics, live views) on its own thread.
 fn start_server(
     addr: std::net::SocketAddr,
     stage: Option<&super::plugin::PluginStage>,
-) -> anyhow::Result<(pitwall_server::BackgroundServer, pitwall_server::FeedHub)> {
+) -> anyhow::Result<(
+    pitwall_server::BackgroundServer,
+    pitwall_server::FeedHub,
+    pitwall_server::LiveView,
+)> {
     use pitwall_server::{AppState, FeedHub, Health, HubConfig, PluginVersion};
     let hub = FeedHub::new(HubConfig::default());
     let control = stage.map(|s| s.control());
@@ -337,13 +341,15 @@ fn start_server(
             state
         }
     };
+    let live = state.live.clone();
     let server = pitwall_server::BackgroundServer::start(addr, state)
         .with_context(|| format!("serving on {addr}"))?;
     eprintln!(
-        "feeds on http://{0}: /feed (SSE), /ws (WebSocket), /health, /stories, /metrics",
+        "feeds on http://{0}: /feed (SSE), /ws (WebSocket), /health, /stories, /metrics, \
+         /live-battles, /predict, /burn-bar, /telemetry/live",
         server.local_addr()
     );
-    Ok((server, hub))
+    Ok((server, hub, live))
 }
 
 /// Frames to a file, in either format.
@@ -487,7 +493,8 @@ pub fn run_with_plugins(
         Some(addr) => Some(start_server(addr, stage.as_ref())?),
         None => None,
     };
-    let hub = server.as_ref().map(|(_, hub)| hub.clone());
+    let hub = server.as_ref().map(|(_, hub, _)| hub.clone());
+    let live = server.as_ref().map(|(_, _, live)| live.clone());
     let names = plan.aggregates.names().to_vec();
     let (summary, stage) = match &args.frames_out {
         None if track.is_some() || stage.is_some() || hub.is_some() => {
@@ -505,7 +512,9 @@ pub fn run_with_plugins(
             };
             let mut sink = with_predictions(
                 FrameAssembler::new(
-                    WithPlugins::new(printer, stage).with_hub(hub.clone()),
+                    WithPlugins::new(printer, stage)
+                        .with_hub(hub.clone())
+                        .with_live(live.clone()),
                     session,
                     plan.size,
                     names,
@@ -544,7 +553,9 @@ pub fn run_with_plugins(
             };
             let mut sink = with_predictions(
                 FrameAssembler::new(
-                    WithPlugins::new(writer, stage).with_hub(hub.clone()),
+                    WithPlugins::new(writer, stage)
+                        .with_hub(hub.clone())
+                        .with_live(live.clone()),
                     session,
                     window_ms,
                     names,
@@ -565,7 +576,7 @@ pub fn run_with_plugins(
     if let Some(stage) = &stage {
         stage.summary();
     }
-    if let Some((server, hub)) = server {
+    if let Some((server, hub, _)) = server {
         let stats = hub.stats();
         eprintln!("feeds: {stats:?}");
         if args.stay {
