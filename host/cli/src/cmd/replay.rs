@@ -195,7 +195,9 @@ pub struct ReplayArgs {
     #[arg(long, default_value = "5ms")]
     pub plugin_deadline: String,
     /// Serve the feeds here while replaying: SSE `/feed`, WebSocket `/ws`,
-    /// `/health`, `/stories`, Prometheus `/metrics` (port 0: any free port).
+    /// `/health`, `/stories`, Prometheus `/metrics`, the live views
+    /// `/live-battles`, `/predict`, `/burn-bar`, `/telemetry/live` (port 0: any
+    /// free port).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
     /// With `--listen`: keep serving after the race until Ctrl-C.

@@ -51,7 +51,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0.5)]
     pub min_importance: f64,
     /// Serve the feeds here while the race runs: SSE `/feed`, WebSocket `/ws`,
-    /// `/health`, `/stories`, Prometheus `/metrics` (port 0: any free port).
+    /// `/health`, `/stories`, Prometheus `/metrics`, the live views
+    /// `/live-battles`, `/predict`, `/burn-bar`, `/telemetry/live` (port 0: any
+    /// free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
     /// Serve nothing.
