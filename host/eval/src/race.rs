@@ -214,10 +214,30 @@ pub fn evaluate_race(
         trained_on: model.training.races.clone(),
         overtake: compare(&all),
         overtake_hard_slice: compare(&hard),
-        stories: stories::evaluate(&story_list, &truth),
+        stories: stories::evaluate_with(&story_list, &truth, tolerances(&frames)),
         plugin_time,
         samples: scored,
     })
+}
+
+/// Story-matching tolerances for these frames. A race with positions
+/// resolves a pass to a few metres; one from timing tables only sees the
+/// order at its three timing points per lap (line and sector ends, ~30–40 s
+/// apart), so a pass can only be told at the next one: its overtake
+/// tolerance is a sector, 45 s.
+pub fn tolerances(frames: &[pitwall_plugin_sdk::frame::RaceFrameData]) -> stories::Tolerances {
+    let has_distances = frames
+        .iter()
+        .flat_map(|f| &f.cars)
+        .any(|c| c.lap_distance_m.is_finite() && c.lap_distance_m > 0.0);
+    if has_distances {
+        stories::Tolerances::default()
+    } else {
+        stories::Tolerances {
+            overtake_ms: 45_000,
+            ..stories::Tolerances::default()
+        }
+    }
 }
 
 /// The overtake samples of the race in `dir` (features and labels only, no
