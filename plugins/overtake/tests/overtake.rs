@@ -30,7 +30,10 @@ fn racing(seq: u64, gap4: f64) -> RaceFrameData {
     f
 }
 
-fn predictions(replies: &[InsightsData]) -> Vec<(i64, String, String, f64, Vec<(String, f64)>)> {
+/// One prediction: window, attacker, defender, probability, contributions.
+type Row = (i64, String, String, f64, Vec<(String, f64)>);
+
+fn predictions(replies: &[InsightsData]) -> Vec<Row> {
     replies
         .iter()
         .flat_map(|r| {
