@@ -33,6 +33,7 @@
 pub mod background;
 pub mod error;
 pub mod feed;
+pub mod ingest;
 pub mod live;
 pub mod query;
 pub mod router;

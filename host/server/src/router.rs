@@ -58,6 +58,8 @@ pub struct AppState {
     /// The live race (`/live-battles`, `/predict`, `/burn-bar`,
     /// `/telemetry/live`); the job updates it once per frame.
     pub live: LiveView,
+    /// `POST /ingest` feeds this engine; `None`: it answers 503.
+    pub ingest: Option<crate::ingest::Ingest>,
 }
 
 impl AppState {
@@ -67,12 +69,19 @@ impl AppState {
             health: Arc::new(health),
             prometheus: None,
             live: LiveView::new(),
+            ingest: None,
         }
     }
 
     /// Serves this live view (by default the state has its own, empty one).
     pub fn with_live(mut self, live: LiveView) -> Self {
         self.live = live;
+        self
+    }
+
+    /// Takes telemetry on `POST /ingest` into this engine.
+    pub fn with_ingest(mut self, ingest: crate::ingest::Ingest) -> Self {
+        self.ingest = Some(ingest);
         self
     }
 
@@ -101,6 +110,7 @@ pub fn router(state: AppState) -> Router {
         .route("/predict", get(predict))
         .route("/burn-bar", get(burn_bar))
         .route("/telemetry/live", get(telemetry_live))
+        .route("/ingest", crate::ingest::route(&state))
         .with_state(state)
 }
 
