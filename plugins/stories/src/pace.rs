@@ -167,11 +167,12 @@ impl Pace {
                 continue;
             }
             self.told.insert(key, now);
+            let laps = laps_to_drs.max(1.0).round();
             let headline = format!(
-                "#{} closes on #{} at {rate:.1} s/lap, in DRS range in ~{:.0} laps ({interval:.1} s now)",
+                "#{} closes on #{} at {rate:.1} s/lap, in DRS range in ~{laps:.0} {} ({interval:.1} s now)",
                 car.number(),
                 ahead.number(),
-                laps_to_drs.max(1.0).round()
+                if laps == 1.0 { "lap" } else { "laps" }
             );
             let pos = ahead.position().unwrap_or(0);
             drafts.push(

@@ -332,10 +332,18 @@ fn print_event(e: &LifecycleEvent, clock: &str) {
             plugin,
             version,
             content_hash,
-        } => format!(
-            "plugin {plugin}@{version} loaded (sha256 {})",
-            &content_hash[..content_hash.len().min(12)]
-        ),
+        } => {
+            // The runtime reports the version as `name@version`.
+            let id = if version.contains('@') {
+                version.clone()
+            } else {
+                format!("{plugin}@{version}")
+            };
+            format!(
+                "plugin {id} loaded (sha256 {})",
+                &content_hash[..content_hash.len().min(12)]
+            )
+        }
         other => serde_json::to_string(other).unwrap_or_else(|_| format!("{other:?}")),
     };
     if clock.is_empty() {
