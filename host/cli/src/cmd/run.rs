@@ -4,7 +4,8 @@
 //! benchmark's channels, flags, safety cars, pit stops). Either way it prints a
 //! summary line as the windows close, with the race state the windows saw, and a
 //! line whenever race control changes that state. Issue 6 serves the feeds on
-//! localhost.
+//! localhost. With `--ingest` (live mode) the engine reads telemetry POSTed to
+//! `/ingest` instead (see [`run_ingest`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +32,18 @@ pub struct RunArgs {
     /// A recorded race to replay instead of the bundled one (see `pitwall replay`).
     #[arg(long, conflicts_with = "simulate")]
     pub data: Option<PathBuf>,
+    /// Live mode: the engine reads telemetry POSTed to `/ingest` (NDJSON or
+    /// FlatBuffers batches, in `--config`'s schema) instead of replaying a race;
+    /// windows become frames, plugins and feeds as in a replay. Ctrl-C ends it.
+    #[arg(long, conflicts_with_all = ["simulate", "data", "no_listen", "frames_out"])]
+    pub ingest: bool,
+    /// With `--ingest`: batches the engine's input queue holds; beyond them
+    /// `/ingest` answers 429 with `Retry-After`.
+    #[arg(long, default_value_t = 64, requires = "ingest")]
+    pub ingest_queue: usize,
+    /// With `--ingest`: the largest request body in bytes (413 beyond).
+    #[arg(long, default_value_t = pitwall_server::ingest::DEFAULT_BODY_LIMIT, requires = "ingest")]
+    pub ingest_max_body: usize,
     /// Write one race frame per window here (`.ndjson` or `.pwrf`); real races only.
     #[arg(long, conflicts_with = "simulate")]
     pub frames_out: Option<PathBuf>,
@@ -98,6 +111,9 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    if args.ingest {
+        return run_ingest(args);
+    }
     if !args.simulate {
         let data = args
             .data
@@ -198,6 +214,165 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         summary.elapsed.as_secs_f64()
     );
     Ok(())
+}
+
+/// `pitwall run --ingest`: the live job. Telemetry comes from `POST /ingest`
+/// through a bounded [`PushSource`]; the job's windows (1 s, the replay's
+/// aggregates over `--config`'s schema) become race frames for the plugins and
+/// the feeds, as in a replay. Live frames have no track model: no positions or
+/// running order (unless rows carry `x`/`y`, whose last values are aggregated),
+/// only the aggregates and race state. Runs until Ctrl-C.
+fn run_ingest(args: &RunArgs) -> anyhow::Result<()> {
+    use pitwall_engine::RowChunk;
+    use pitwall_engine::source::push::PushSource;
+    use pitwall_race::frames::FrameAssembler;
+    use pitwall_server::ingest::Ingest;
+    use pitwall_server::{AppState, FeedHub, Health, HubConfig, PluginVersion};
+
+    let schema = match &args.config {
+        Some(p) => JobConfig::load(p)?,
+        None => JobConfig::parse(DEFAULT_CONFIG)?,
+    }
+    .schema;
+    let config = pitwall_race::session::replay_job(&schema, ConfigDuration::from_millis(1000));
+    let plan = Arc::new(config.plan().context("planning the live job")?);
+    let (source, handle) = PushSource::new("http", schema.clone(), args.ingest_queue);
+    let choice = match &args.plugins {
+        Some(dir) => super::plugin::PluginChoice::Watch(dir.clone()),
+        None if args.no_plugins => super::plugin::PluginChoice::None,
+        None => super::plugin::PluginChoice::Examples,
+    };
+    let stage = super::plugin::PluginStage::open(
+        &choice,
+        super::plugin::PrintOptions {
+            min_importance: args.min_importance,
+            all: false,
+            deadline: super::plugin::parse_deadline(&args.plugin_deadline)?,
+        },
+    )?;
+
+    let hub = FeedHub::new(HubConfig::default());
+    let control = stage.as_ref().map(|s| s.control());
+    let state = AppState::new(hub.clone(), move || {
+        let plugins = control
+            .as_ref()
+            .map(|c| {
+                c.status()
+                    .plugins
+                    .iter()
+                    .map(|p| PluginVersion {
+                        name: p.name.clone(),
+                        version: p.live.version.clone(),
+                        model_version: p
+                            .params
+                            .as_ref()
+                            .map_or_else(|| "none".into(), |m| m.version.clone()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Health::ok(plugins)
+    })
+    .with_ingest(Ingest::new(handle.clone(), schema.clone()).with_body_limit(args.ingest_max_body));
+    let state = match pitwall_server::install_prometheus() {
+        Ok(h) => state.with_prometheus(h),
+        Err(e) => {
+            tracing::warn!("no Prometheus recorder, /metrics answers 503: {e}");
+            state
+        }
+    };
+    let live = state.live.clone();
+    let server = pitwall_server::BackgroundServer::start(args.listen, state)
+        .with_context(|| format!("serving on {}", args.listen))?;
+    let names: Vec<&str> = schema.channels.iter().map(|c| c.name.as_str()).collect();
+    eprintln!(
+        "pitwall: live ingest on http://{}/ingest (channels: {}; queue {} batches); Ctrl-C stops",
+        server.local_addr(),
+        names.join(", "),
+        args.ingest_queue
+    );
+    eprintln!(
+        "feeds on http://{0}: /feed (SSE), /ws (WebSocket), /health, /stories, /metrics, \
+         /live-battles, /predict, /burn-bar, /telemetry/live",
+        server.local_addr()
+    );
+
+    // The engine waits on the queue; on Ctrl-C an empty chunk wakes it so it
+    // sees the stop request (a full queue wakes it anyway).
+    let stop = super::stop_on_ctrl_c();
+    let waker = {
+        let (stop, handle) = (stop.clone(), handle.clone());
+        let n = schema.channels.len();
+        std::thread::Builder::new()
+            .name("pitwall-ingest-stop".into())
+            .spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                let _ = handle.try_push(RowChunk::with_capacity(n, 0, &vec![true; n]));
+            })?
+    };
+    drop(handle);
+    let job = JobOptions {
+        stop: Some(stop),
+        ..JobOptions::default()
+    };
+    let printer = LiveFrames {
+        every_ms: args.every.max(1) as i64 * 1000,
+        last: None,
+    };
+    let mut sink = FrameAssembler::new(
+        super::plugin::WithPlugins::new(printer, stage)
+            .with_hub(Some(hub.clone()))
+            .with_live(Some(live)),
+        "live",
+        plan.size,
+        plan.aggregates.names().to_vec(),
+        None,
+    );
+    let summary = run_job(plan, Box::new(source), &mut sink, &job, &mut |_| {})?;
+    let (out, frames) = sink.finish()?;
+    if let Some(stage) = out.into_parts().1 {
+        stage.summary();
+    }
+    eprintln!("feeds: {:?}", hub.stats());
+    server.shutdown()?;
+    let _ = waker.join();
+    let s = &summary.stats;
+    eprintln!(
+        "done: rows {}  late {}  windows {}  frames {frames}  in {:.1} s",
+        s.rows_in,
+        s.late_rows,
+        s.windows_fired,
+        summary.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Live frames for people: one line every `every_ms` of event time.
+struct LiveFrames {
+    every_ms: i64,
+    last: Option<i64>,
+}
+
+impl pitwall_race::frames::FrameSink for LiveFrames {
+    fn frame(&mut self, f: &pitwall_plugin_sdk::frame::RaceFrameData) -> std::io::Result<()> {
+        if self
+            .last
+            .is_some_and(|t| f.window_start_ms - t < self.every_ms)
+        {
+            return Ok(());
+        }
+        self.last = Some(f.window_start_ms);
+        println!(
+            "live frame {} at {} ms: {} cars | {:?} flag",
+            f.seq,
+            f.window_start_ms,
+            f.cars.len(),
+            f.race.flag
+        );
+        Ok(())
+    }
 }
 
 /// Prints, per second of racing, who was fastest and the field's averages, and
