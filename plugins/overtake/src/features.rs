@@ -231,19 +231,34 @@ impl PairTracker {
         }
         let lap_ms = (a.last_lap_s.or(d.last_lap_s).unwrap_or(DEFAULT_LAP_S) * 1000.0) as i64;
         let since = |laps: i64| now.ts_ms - laps * lap_ms;
-        // The attacker's windows behind this defender over the last `laps` laps.
-        let behind = |laps: i64| {
-            a.samples
-                .iter()
-                .filter(move |s| s.ts_ms > since(laps))
-                .filter(move |s| s.ahead == defender && s.interval_s.is_finite())
-        };
-        let share = |laps: i64, pred: &dyn Fn(&Sample) -> bool| {
-            let n = a.samples.iter().filter(|s| s.ts_ms > since(laps)).count();
-            if n == 0 {
-                return 0.0;
+        // One pass over the attacker's last three laps: window counts and the
+        // windows spent within 1 s of this defender (and with the flap open),
+        // and the first window behind it in the last lap (for the closing rate).
+        let (lap1, lap3) = (since(1), since(3));
+        let (mut n1, mut n3, mut close1, mut close3, mut open1) = (0u32, 0u32, 0u32, 0u32, 0u32);
+        let mut first_behind: Option<Sample> = None;
+        for s in a.samples.iter().rev().take_while(|s| s.ts_ms > lap3) {
+            let in_lap = s.ts_ms > lap1;
+            n3 += 1;
+            n1 += u32::from(in_lap);
+            let behind = s.ahead == defender && s.interval_s.is_finite();
+            if behind && s.interval_s < DRS_GAP_S {
+                close3 += 1;
+                close1 += u32::from(in_lap);
             }
-            behind(laps).filter(|s| pred(s)).count() as f64 / n as f64
+            if in_lap && behind && s.drs_open {
+                open1 += 1;
+            }
+            if s.ts_ms >= lap1 && behind {
+                first_behind = Some(*s);
+            }
+        }
+        let share = |k: u32, n: u32| {
+            if n == 0 {
+                0.0
+            } else {
+                f64::from(k) / f64::from(n)
+            }
         };
         let drs_enabled = self.racing() && self.leader_lap >= 3;
         let drs_depth_s = if drs_enabled {
@@ -251,18 +266,15 @@ impl PairTracker {
         } else {
             0.0
         };
-        let drs_share_lap = share(1, &|s| s.interval_s < DRS_GAP_S);
-        let wake_share_3laps = share(3, &|s| s.interval_s < DRS_GAP_S);
+        let drs_share_lap = share(close1, n1);
+        let wake_share_3laps = share(close3, n3);
         let drs_open_share = if a.has_drs {
-            share(1, &|s| s.drs_open)
+            share(open1, n1)
         } else {
             f64::NAN
         };
         // Interval one lap ago, to the same defender.
-        let closing_s_per_lap = a
-            .samples
-            .iter()
-            .find(|s| s.ts_ms >= since(1) && s.ahead == defender && s.interval_s.is_finite())
+        let closing_s_per_lap = first_behind
             .filter(|s| now.ts_ms - s.ts_ms >= lap_ms / 2)
             .map_or(0.0, |s| {
                 // Scaled to a full lap when the pair is younger than one.
@@ -309,7 +321,9 @@ impl PairTracker {
         let lost_place_recently = if d
             .samples
             .iter()
-            .any(|s| s.ts_ms > since(2) && s.ahead == attacker)
+            .rev()
+            .take_while(|s| s.ts_ms > since(2))
+            .any(|s| s.ahead == attacker)
         {
             1.0
         } else {
@@ -356,7 +370,8 @@ fn speed_profile(samples: &VecDeque<Sample>, since_ms: i64) -> Option<SpeedProfi
     let (mut acc_sum, mut acc_n) = (0.0, 0u32);
     let mut prev: Option<&Sample> = None;
     let mut n = 0;
-    for s in samples.iter().filter(|s| s.ts_ms > since_ms) {
+    let start = samples.partition_point(|s| s.ts_ms <= since_ms);
+    for s in samples.range(start..) {
         if s.in_pit || !s.speed_kmh.is_finite() {
             prev = None;
             continue;
