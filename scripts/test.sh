@@ -3,6 +3,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The dashboard's browser test (host/cli/tests/cli_dashboard.rs) drives
+# Debian's chromium through chromedriver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "== installing chromium and chromedriver"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium chromium-driver \
+    || { apt-get update -q && apt-get install -y -q chromium chromium-driver; }
+fi
+
 echo "== format"
 cargo fmt --all -- --check
 echo "== clippy"

@@ -31,10 +31,12 @@
 //! ```
 
 pub mod background;
+pub mod dashboard;
 pub mod error;
 pub mod feed;
 pub mod ingest;
 pub mod live;
+pub mod plugins;
 pub mod query;
 pub mod router;
 pub mod serve;

@@ -58,6 +58,8 @@ pub struct AppState {
     /// The live race (`/live-battles`, `/predict`, `/burn-bar`,
     /// `/telemetry/live`); the job updates it once per frame.
     pub live: LiveView,
+    /// Plugin management (`/plugins`); `None`: those routes answer 503.
+    pub plugins: Option<pitwall_runtime::PluginControl>,
     /// `POST /ingest` feeds this engine; `None`: it answers 503.
     pub ingest: Option<crate::ingest::Ingest>,
 }
@@ -69,6 +71,7 @@ impl AppState {
             health: Arc::new(health),
             prometheus: None,
             live: LiveView::new(),
+            plugins: None,
             ingest: None,
         }
     }
@@ -82,6 +85,12 @@ impl AppState {
     /// Takes telemetry on `POST /ingest` into this engine.
     pub fn with_ingest(mut self, ingest: crate::ingest::Ingest) -> Self {
         self.ingest = Some(ingest);
+        self
+    }
+
+    /// Serves plugin management (`/plugins`, the dashboard's panel) on this set.
+    pub fn with_plugins(mut self, control: pitwall_runtime::PluginControl) -> Self {
+        self.plugins = Some(control);
         self
     }
 
@@ -110,6 +119,8 @@ pub fn router(state: AppState) -> Router {
         .route("/predict", get(predict))
         .route("/burn-bar", get(burn_bar))
         .route("/telemetry/live", get(telemetry_live))
+        .route("/", get(crate::dashboard::index))
+        .merge(crate::plugins::routes())
         .route("/ingest", crate::ingest::route(&state))
         .with_state(state)
 }

@@ -316,6 +316,7 @@ fn start_server(
     use pitwall_server::{AppState, FeedHub, Health, HubConfig, PluginVersion};
     let hub = FeedHub::new(HubConfig::default());
     let control = stage.map(|s| s.control());
+    let panel = control.clone();
     let state = AppState::new(hub.clone(), move || {
         let plugins = control
             .as_ref()
@@ -336,6 +337,10 @@ fn start_server(
             .unwrap_or_default();
         Health::ok(plugins)
     });
+    let state = match panel {
+        Some(c) => state.with_plugins(c),
+        None => state,
+    };
     let state = match pitwall_server::install_prometheus() {
         Ok(h) => state.with_prometheus(h),
         Err(e) => {
@@ -348,7 +353,7 @@ fn start_server(
         .with_context(|| format!("serving on {addr}"))?;
     eprintln!(
         "feeds on http://{0}: /feed (SSE), /ws (WebSocket), /health, /stories, /metrics, \
-         /live-battles, /predict, /burn-bar, /telemetry/live",
+         /live-battles, /predict, /burn-bar, /telemetry/live, /plugins; dashboard on http://{0}/",
         server.local_addr()
     );
     Ok((server, hub, live))
