@@ -217,7 +217,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 /// `pitwall run --ingest`: the live job. Telemetry comes from `POST /ingest`
-/// through a bounded [`PushSource`]; the job's windows (1 s, the replay's
+/// through a bounded [`PushSource`](pitwall_engine::source::push::PushSource); the job's windows (1 s, the replay's
 /// aggregates over `--config`'s schema) become race frames for the plugins and
 /// the feeds, as in a replay. Live frames have no track model: no positions or
 /// running order (unless rows carry `x`/`y`, whose last values are aggregated),
