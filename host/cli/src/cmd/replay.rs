@@ -304,20 +304,16 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     run_with_plugins(args, None)
 }
 
-/// Starts the HTTP server (feeds, health, metrics, live views) on its own thread.
-fn start_server(
-    addr: std::net::SocketAddr,
+/// The server's state over `hub`: `/health` names the stage's plugins and
+/// model versions, `/metrics` serves Prometheus when a recorder installs.
+/// Shared by the replay and the live ingest job.
+pub(super) fn app_state(
+    hub: pitwall_server::FeedHub,
     stage: Option<&super::plugin::PluginStage>,
-) -> anyhow::Result<(
-    pitwall_server::BackgroundServer,
-    pitwall_server::FeedHub,
-    pitwall_server::LiveView,
-)> {
-    use pitwall_server::{AppState, FeedHub, Health, HubConfig, PluginVersion};
-    let hub = FeedHub::new(HubConfig::default());
+) -> pitwall_server::AppState {
+    use pitwall_server::{AppState, Health, PluginVersion};
     let control = stage.map(|s| s.control());
-    let panel = control.clone();
-    let state = AppState::new(hub.clone(), move || {
+    let state = AppState::new(hub, move || {
         let plugins = control
             .as_ref()
             .map(|c| {
@@ -337,16 +333,30 @@ fn start_server(
             .unwrap_or_default();
         Health::ok(plugins)
     });
-    let state = match panel {
-        Some(c) => state.with_plugins(c),
-        None => state,
-    };
-    let state = match pitwall_server::install_prometheus() {
+    match pitwall_server::install_prometheus() {
         Ok(h) => state.with_prometheus(h),
         Err(e) => {
             tracing::warn!("no Prometheus recorder, /metrics answers 503: {e}");
             state
         }
+    }
+}
+
+/// Starts the HTTP server (feeds, health, metrics, live views) on its own thread.
+fn start_server(
+    addr: std::net::SocketAddr,
+    stage: Option<&super::plugin::PluginStage>,
+) -> anyhow::Result<(
+    pitwall_server::BackgroundServer,
+    pitwall_server::FeedHub,
+    pitwall_server::LiveView,
+)> {
+    let hub = pitwall_server::FeedHub::new(pitwall_server::HubConfig::default());
+    let control = stage.map(|s| s.control());
+    let state = app_state(hub.clone(), stage);
+    let state = match control {
+        Some(c) => state.with_plugins(c),
+        None => state,
     };
     let live = state.live.clone();
     let server = pitwall_server::BackgroundServer::start(addr, state)

@@ -227,7 +227,7 @@ fn run_ingest(args: &RunArgs) -> anyhow::Result<()> {
     use pitwall_engine::source::push::PushSource;
     use pitwall_race::frames::FrameAssembler;
     use pitwall_server::ingest::Ingest;
-    use pitwall_server::{AppState, FeedHub, Health, HubConfig, PluginVersion};
+    use pitwall_server::{FeedHub, HubConfig};
 
     let schema = match &args.config {
         Some(p) => JobConfig::load(p)?,
@@ -252,35 +252,9 @@ fn run_ingest(args: &RunArgs) -> anyhow::Result<()> {
     )?;
 
     let hub = FeedHub::new(HubConfig::default());
-    let control = stage.as_ref().map(|s| s.control());
-    let state = AppState::new(hub.clone(), move || {
-        let plugins = control
-            .as_ref()
-            .map(|c| {
-                c.status()
-                    .plugins
-                    .iter()
-                    .map(|p| PluginVersion {
-                        name: p.name.clone(),
-                        version: p.live.version.clone(),
-                        model_version: p
-                            .params
-                            .as_ref()
-                            .map_or_else(|| "none".into(), |m| m.version.clone()),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Health::ok(plugins)
-    })
-    .with_ingest(Ingest::new(handle.clone(), schema.clone()).with_body_limit(args.ingest_max_body));
-    let state = match pitwall_server::install_prometheus() {
-        Ok(h) => state.with_prometheus(h),
-        Err(e) => {
-            tracing::warn!("no Prometheus recorder, /metrics answers 503: {e}");
-            state
-        }
-    };
+    let state = super::replay::app_state(hub.clone(), stage.as_ref()).with_ingest(
+        Ingest::new(handle.clone(), schema.clone()).with_body_limit(args.ingest_max_body),
+    );
     let live = state.live.clone();
     let server = pitwall_server::BackgroundServer::start(args.listen, state)
         .with_context(|| format!("serving on {}", args.listen))?;
