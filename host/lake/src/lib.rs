@@ -1,0 +1,1 @@
+//! Race frames and window aggregates as Parquet (issue 6).

@@ -1,0 +1,1 @@
+//! Pitwall's embedded store (issue 6).
