@@ -318,6 +318,14 @@ fn write_batch(
                 }
             }
         }
+        if insights > 0 {
+            tx.prepare_cached(
+                "UPDATE races SET insight_count = insight_count + ?1 WHERE race_id = ?2",
+            )
+            .ctx("preparing the insight count update")?
+            .execute(params![insights as i64, race_id])
+            .ctx("counting a race's insights")?;
+        }
         tx.commit().ctx("committing an archive batch")
     })();
     match result {
@@ -512,6 +520,7 @@ mod tests {
             .map(|v| v["id"].as_u64().unwrap())
             .collect();
         assert_eq!(ids, [1, 2]);
+        assert_eq!(page.race.insights, 2, "failed rows are not counted");
         // The rolled-back duplicate left no car row behind.
         let cars: i64 = store
             .conn()

@@ -12,9 +12,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Store;
 use crate::error::{ParseNameError, SqliteContext, StoreError};
 use crate::races::race_summary;
+use crate::{Store, connect};
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -74,13 +74,19 @@ impl Store {
     /// Writes `what` for `race_id` as CSV to `out` and returns the number of
     /// data rows (the header not counted). [`StoreError::UnknownRace`] if the
     /// race was never begun.
+    ///
+    /// The export reads on a connection of its own inside one read
+    /// transaction: `out` may be a slow client, and streaming a whole race to
+    /// it must not hold up other store calls, while the rows still come from
+    /// one consistent snapshot even as an archiver keeps writing.
     pub fn export_csv(
         &self,
         what: ExportKind,
         race_id: &str,
         out: &mut dyn Write,
     ) -> Result<u64, StoreError> {
-        let conn = self.conn();
+        let mut conn = connect(self.path())?;
+        let conn = conn.transaction().ctx("beginning an export")?;
         race_summary(&conn, race_id)?;
         let mut csv = csv::Writer::from_writer(out);
         let context = what.as_str();

@@ -90,7 +90,10 @@ impl Store {
                 source,
             })?;
         }
-        let mut conn = connect(path)?;
+        let mut conn = Connection::open(path).ctx("opening the database")?;
+        // Refuse a newer database before any pragma changes its file (WAL).
+        schema::refuse_newer(&conn, path)?;
+        configure(&conn, path)?;
         let found = schema::migrate(&mut conn, path)?;
         tracing::info!(
             path = %path.display(),
@@ -140,6 +143,12 @@ impl Store {
 /// - a busy timeout, so two writers wait for each other instead of failing.
 pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).ctx("opening the database")?;
+    configure(&conn, path)?;
+    Ok(conn)
+}
+
+/// Applies [`connect`]'s settings to an open connection.
+fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .ctx("setting the busy timeout")?;
     let mode: String = conn
@@ -149,8 +158,7 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
         tracing::warn!(path = %path.display(), mode, "store is not in WAL mode");
     }
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-        .ctx("setting connection pragmas")?;
-    Ok(conn)
+        .ctx("setting connection pragmas")
 }
 
 /// Wall-clock milliseconds since the Unix epoch, for `created_ms` and
@@ -256,5 +264,9 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, LATEST_VERSION + 1);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete", "refusing must not switch the file to WAL");
     }
 }

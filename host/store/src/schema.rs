@@ -35,6 +35,9 @@ use crate::error::{SqliteContext, StoreError};
 ///   filtered by car is one ordered range scan of `insight_cars_by_car`
 ///   (car, race, event id), and `ord` keeps a car's place in the insight's
 ///   list: 0 is the attacker of an overtake or of a `p_overtake` prediction.
+/// - `races.insight_count` is kept by the archive writer in the same
+///   transaction as the rows, so a history page's race summary does not count
+///   a long race's insights on every request.
 /// - Children cascade from `races`, so [`Store::begin_race`](crate::Store::begin_race)
 ///   replaces a race's insights and laps with two deletes.
 /// - `api_keys.secret_sha256` is the only trace of a secret (see [`crate::keys`]).
@@ -51,7 +54,8 @@ CREATE TABLE races (
     year        INTEGER,
     circuit_key TEXT REFERENCES circuits (circuit_key),
     total_laps  INTEGER,
-    started_ms  INTEGER
+    started_ms  INTEGER,
+    insight_count INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX races_circuit ON races (circuit_key);
 
@@ -143,6 +147,11 @@ pub(crate) fn version(conn: &Connection) -> Result<u32, StoreError> {
         .ctx("reading the schema version")?;
     // user_version is a signed 32-bit field; a negative one was not written by us.
     Ok(u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+/// Fails with [`StoreError::SchemaTooNew`] if the database is newer than this build.
+pub(crate) fn refuse_newer(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    check_not_newer(version(conn)?, path)
 }
 
 /// Brings the database up to [`LATEST_VERSION`], one transaction per step.
