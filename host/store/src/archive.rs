@@ -311,7 +311,8 @@ fn write_batch(
                     *counter += 1;
                 }
                 Err(e) => {
-                    // Dropping a savepoint rolls it back: this item only.
+                    // Finishing a savepoint rolls it back (its default drop
+                    // behaviour): this item only, the batch goes on.
                     sp.finish().ctx("rolling back an item")?;
                     failed += 1;
                     record_error(stats, race_id, &e, 1);
