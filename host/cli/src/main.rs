@@ -37,6 +37,12 @@ enum Command {
     /// Evaluate the race-intelligence plugins on a recorded race (overtake AUC,
     /// Brier, calibration vs a baseline; story recall and precision).
     Eval(cmd::eval::EvalArgs),
+    /// API keys for the server: `pitwall keys create --user NAME --role admin`,
+    /// `list`, `revoke ID`.
+    Keys(cmd::keys::KeysArgs),
+    /// Export a race's frames or a window job's aggregates for a data lake:
+    /// `pitwall export parquet --data DIR --out DIR`.
+    Export(cmd::export::ExportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,6 +63,8 @@ fn main() -> std::process::ExitCode {
         Command::Plugin(a) => cmd::plugin::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Keys(a) => cmd::keys::run(a),
+        Command::Export(a) => cmd::export::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

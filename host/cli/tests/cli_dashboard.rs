@@ -143,6 +143,8 @@ async fn dashboard_loads_shows_live_stories_and_swaps_the_model_from_the_panel()
                 "2s",
                 "--listen",
                 "127.0.0.1:0",
+                // No history store: this test is about the live side.
+                "--no-store",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -101,6 +101,8 @@ fn run_ingest_windows_posted_batches_into_the_live_race() {
             "--ingest",
             "--listen",
             "127.0.0.1:0",
+            // No history store: this test is about the live side.
+            "--no-store",
             "--plugin-deadline",
             "2s",
         ])

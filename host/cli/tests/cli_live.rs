@@ -111,6 +111,8 @@ fn run_serves_live_battles_predictions_burn_bar_and_telemetry() {
             "2s",
             "--listen",
             "127.0.0.1:0",
+            // No history store: this test is about the live side.
+            "--no-store",
             "--stay",
         ])
         .stdout(Stdio::null())

@@ -121,6 +121,8 @@ fn run_feeds_every_frame_to_the_shipped_plugins() {
         "2s",
         "--listen",
         "127.0.0.1:0",
+        // No history store: this test is about the live side.
+        "--no-store",
     ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
@@ -156,6 +158,8 @@ fn run_serves_health_and_stories_on_localhost() {
             "2s",
             "--listen",
             "127.0.0.1:0",
+            // No history store: this test is about the live side.
+            "--no-store",
             "--stay",
         ])
         .stdout(std::process::Stdio::null())

@@ -20,6 +20,10 @@ pub enum ApiError {
     /// What the request names does not exist (e.g. a car not in the race).
     #[error("{0}")]
     NotFound(String),
+    /// The server failed (the store could not be read, ...); logged with
+    /// its cause, the client gets a short reason.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -35,6 +39,7 @@ impl ApiError {
             ApiError::BadParam { .. } | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

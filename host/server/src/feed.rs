@@ -142,6 +142,42 @@ impl NewEvent {
     }
 }
 
+impl NewEvent {
+    /// The race predictor's output carried by a frame (`p_win@1`,
+    /// `pred_lap_s@1`, ... one value per car), as one event keyed by car:
+    /// `{"lap": 12, "cars": {"1": {"p_win@1": 0.61, ...}, ...}}`. `None` when
+    /// the frame carries no predictions. NaN values are left out.
+    pub fn race_prediction(frame: &RaceFrameData) -> Option<Self> {
+        if frame.kernels.is_empty() {
+            return None;
+        }
+        let mut cars = serde_json::Map::new();
+        for (i, car) in frame.cars.iter().enumerate() {
+            let mut values = serde_json::Map::new();
+            for k in &frame.kernels {
+                if let Some(v) = k.values.get(i).copied().filter(|v| v.is_finite()) {
+                    values.insert(k.name.clone(), v.into());
+                }
+            }
+            if !values.is_empty() {
+                cars.insert(car.car.to_string(), values.into());
+            }
+        }
+        Some(Self {
+            kind: KIND_RACE_PREDICTION,
+            cars: Vec::new(),
+            importance: 1.0,
+            data: serde_json::json!({
+                "session": frame.session,
+                "seq": frame.seq,
+                "window_start_ms": frame.window_start_ms,
+                "lap": frame.race.lap,
+                "cars": cars,
+            }),
+        })
+    }
+}
+
 /// What a subscriber receives besides events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -316,6 +352,12 @@ impl FeedHub {
     /// Numbers `event`, keeps it for replay and offers it to every matching
     /// subscriber without waiting; returns its id.
     pub fn publish(&self, event: NewEvent) -> u64 {
+        self.publish_event(event).id
+    }
+
+    /// [`Self::publish`], returning the numbered event (its id and JSON text,
+    /// e.g. for the history store to keep exactly what the feed sent).
+    pub fn publish_event(&self, event: NewEvent) -> Arc<Event> {
         let mut st = self.lock();
         let id = st.next_id;
         st.next_id += 1;
@@ -393,7 +435,7 @@ impl FeedHub {
         }
         metrics::counter!("pitwall_feed_events_total", "kind" => event.kind).increment(1);
         metrics::gauge!("pitwall_feed_subscribers").set(st.subs.len() as f64);
-        id
+        event
     }
 
     /// Publishes a plugin insight.

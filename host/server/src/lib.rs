@@ -30,10 +30,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod background;
 pub mod dashboard;
 pub mod error;
 pub mod feed;
+pub mod history;
 pub mod ingest;
 pub mod live;
 pub mod plugins;
@@ -43,6 +45,7 @@ pub mod serve;
 mod sse;
 mod ws;
 
+pub use auth::{Auth, AuthMode, Role};
 pub use background::BackgroundServer;
 pub use error::{ApiError, ServerError};
 pub use feed::{

@@ -62,6 +62,11 @@ pub struct AppState {
     pub plugins: Option<pitwall_runtime::PluginControl>,
     /// `POST /ingest` feeds this engine; `None`: it answers 503.
     pub ingest: Option<crate::ingest::Ingest>,
+    /// Who may call what ([`crate::auth`]); off unless the job sets it.
+    pub auth: crate::auth::Auth,
+    /// The history store (`/races`, `/history`, `/analytics`, the CSV
+    /// exports); `None`: those routes answer 503.
+    pub store: Option<pitwall_store::Store>,
 }
 
 impl AppState {
@@ -73,7 +78,21 @@ impl AppState {
             live: LiveView::new(),
             plugins: None,
             ingest: None,
+            auth: crate::auth::Auth::off(),
+            store: None,
         }
+    }
+
+    /// Checks API keys (and rate limits) with `auth`.
+    pub fn with_auth(mut self, auth: crate::auth::Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Serves history, analytics and exports from `store`.
+    pub fn with_store(mut self, store: pitwall_store::Store) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// Serves this live view (by default the state has its own, empty one).
@@ -108,21 +127,30 @@ pub fn install_prometheus() -> Result<PrometheusHandle, ServerError> {
 }
 
 /// The server's routes.
+///
+/// Grouped by the role they need ([`crate::auth`]); each group's guard runs
+/// only for its own routes, so an unknown path is still a plain 404.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    use axum::middleware::from_fn_with_state;
+    let guest = Router::new()
+        .route("/health", get(health))
+        .route("/live-battles", get(live_battles))
+        .route("/metrics", get(metrics_text))
+        .route("/", get(crate::dashboard::index))
+        .route_layer(from_fn_with_state(state.clone(), crate::auth::guest));
+    let user = Router::new()
         .route("/feed", get(sse::feed))
         .route("/ws", get(ws::feed))
-        .route("/health", get(health))
         .route("/stories", get(stories))
-        .route("/metrics", get(metrics_text))
-        .route("/live-battles", get(live_battles))
         .route("/predict", get(predict))
         .route("/burn-bar", get(burn_bar))
         .route("/telemetry/live", get(telemetry_live))
-        .route("/", get(crate::dashboard::index))
-        .merge(crate::plugins::routes())
+        .merge(crate::history::routes())
+        .route_layer(from_fn_with_state(state.clone(), crate::auth::user));
+    let admin = crate::plugins::routes()
         .route("/ingest", crate::ingest::route(&state))
-        .with_state(state)
+        .route_layer(from_fn_with_state(state.clone(), crate::auth::admin));
+    guest.merge(user).merge(admin).with_state(state)
 }
 
 type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -173,12 +201,18 @@ struct HealthBody {
     #[serde(flatten)]
     health: Health,
     feed: HubStats,
+    /// `keys` or `off`.
+    auth: &'static str,
+    /// Whether history, analytics and exports are served.
+    store: bool,
 }
 
 async fn health(State(st): State<AppState>) -> Json<HealthBody> {
     Json(HealthBody {
         health: (st.health)(),
         feed: st.hub.stats(),
+        auth: st.auth.mode().name(),
+        store: st.store.is_some(),
     })
 }
 

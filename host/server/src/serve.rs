@@ -43,7 +43,11 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let kill = ConnKill::new();
-        let svc = TowerToHyperService::new(app.clone().layer(Extension(kill.clone())));
+        let svc = TowerToHyperService::new(
+            app.clone()
+                .layer(Extension(kill.clone()))
+                .layer(Extension(crate::auth::PeerAddr(peer))),
+        );
         tokio::spawn(async move {
             // A client that opens a socket and never finishes its request
             // headers must not hold it forever.

@@ -1,11 +1,15 @@
 //! One module per subcommand.
 
+pub mod archive;
 pub mod bench;
 pub mod eval;
+pub mod export;
 pub mod gpu;
+pub mod keys;
 pub mod plugin;
 pub mod replay;
 pub mod run;
+pub mod server_opts;
 pub mod simulate;
 pub mod train;
 pub mod window;

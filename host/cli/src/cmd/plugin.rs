@@ -106,6 +106,10 @@ pub struct WithPlugins<S> {
     hub: Option<pitwall_server::FeedHub>,
     /// The live REST views (`--listen`): updated once per frame.
     live: Option<pitwall_server::LiveView>,
+    /// The history store (`--listen` with a store): stories, predictions, laps.
+    archive: Option<super::archive::RaceArchive>,
+    /// The race predictions last published (they repeat for a whole lap).
+    last_prediction: Vec<pitwall_plugin_sdk::frame::KernelResultData>,
 }
 
 pub struct PluginStage {
@@ -129,7 +133,15 @@ impl<S> WithPlugins<S> {
             stage,
             hub: None,
             live: None,
+            archive: None,
+            last_prediction: Vec::new(),
         }
+    }
+
+    /// Also write what is published to the history store.
+    pub fn with_archive(mut self, archive: Option<super::archive::RaceArchive>) -> Self {
+        self.archive = archive;
+        self
     }
 
     /// Also publish to the feeds.
@@ -144,27 +156,69 @@ impl<S> WithPlugins<S> {
         self
     }
 
-    /// The inner sink and the stage back.
+    /// The inner sink and the stage back; the archive is flushed and closed
+    /// (a store that failed is reported, the race's outputs stand).
     pub fn into_parts(self) -> (S, Option<PluginStage>) {
+        if let Some(a) = self.archive {
+            match a.finish() {
+                Ok(s) => eprintln!(
+                    "history store: {} insights, {} laps{}",
+                    s.insights,
+                    s.laps,
+                    if s.errors > 0 {
+                        format!(", {} write errors", s.errors)
+                    } else {
+                        String::new()
+                    }
+                ),
+                Err(e) => eprintln!("history store: {e:#}"),
+            }
+        }
         (self.inner, self.stage)
     }
 }
 
 impl<S: FrameSink> FrameSink for WithPlugins<S> {
     fn frame(&mut self, frame: &RaceFrameData) -> std::io::Result<()> {
+        // The window closed and its frame was assembled just before this
+        // call: the latency below is close → everything published.
+        let closed = std::time::Instant::now();
+        let _span = tracing::debug_span!("frame", seq = frame.seq).entered();
         self.inner.frame(frame)?;
-        if let Some(hub) = &self.hub
-            && let Err(e) = hub.publish_race_state(frame)
-        {
-            tracing::warn!("race state not published: {e}");
+        if let Some(hub) = &self.hub {
+            if let Err(e) = hub.publish_race_state(frame) {
+                tracing::warn!("race state not published: {e}");
+            }
+            if !frame.kernels.is_empty()
+                && frame.kernels != self.last_prediction
+                && let Some(ev) = pitwall_server::NewEvent::race_prediction(frame)
+            {
+                hub.publish(ev);
+                self.last_prediction.clone_from(&frame.kernels);
+            }
         }
         let out = self.stage.as_mut().map(|stage| stage.frame(frame));
         if let (Some(out), Some(hub)) = (&out, &self.hub) {
             for i in &out.insights {
-                if let Err(e) = hub.publish_insight(i) {
-                    tracing::warn!(plugin = i.plugin_id(), "insight not published: {e}");
+                match pitwall_server::NewEvent::from_insight(i) {
+                    Ok(ev) => {
+                        let event = hub.publish_event(ev);
+                        if let Some(a) = self.archive.as_mut() {
+                            a.insight(i, &event);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(plugin = i.plugin_id(), "insight not published: {e}")
+                    }
                 }
             }
+        }
+        if let Some(a) = self.archive.as_mut() {
+            a.frame_done(frame);
+        }
+        if self.hub.is_some() {
+            metrics::histogram!("pitwall_window_latency_seconds")
+                .record(closed.elapsed().as_secs_f64());
         }
         if let Some(live) = &self.live {
             let (insights, failed) = out.as_ref().map_or((&[][..], Vec::new()), |o| {

@@ -203,6 +203,9 @@ pub struct ReplayArgs {
     /// With `--listen`: keep serving after the race until Ctrl-C.
     #[arg(long, requires = "listen")]
     pub stay: bool,
+    /// With `--listen`: the history store and API keys.
+    #[command(flatten)]
+    pub server: super::server_opts::ServerOptions,
 }
 
 impl ReplayArgs {
@@ -234,6 +237,7 @@ impl ReplayArgs {
             plugin_deadline: "5ms".into(),
             listen: None,
             stay: false,
+            server: super::server_opts::ServerOptions::default(),
         }
     }
 }
@@ -342,31 +346,56 @@ pub(super) fn app_state(
     }
 }
 
-/// Starts the HTTP server (feeds, health, metrics, live views) on its own thread.
+/// A running server and what the job feeds it.
+struct Serving {
+    server: pitwall_server::BackgroundServer,
+    hub: pitwall_server::FeedHub,
+    live: pitwall_server::LiveView,
+    store: Option<pitwall_store::Store>,
+}
+
+/// Starts the HTTP server (feeds, health, metrics, live views, history) on
+/// its own thread.
 fn start_server(
     addr: std::net::SocketAddr,
     stage: Option<&super::plugin::PluginStage>,
-) -> anyhow::Result<(
-    pitwall_server::BackgroundServer,
-    pitwall_server::FeedHub,
-    pitwall_server::LiveView,
-)> {
+    opts: &super::server_opts::ServerOptions,
+) -> anyhow::Result<Serving> {
+    let (store, auth) = opts.open(addr)?;
     let hub = pitwall_server::FeedHub::new(pitwall_server::HubConfig::default());
     let control = stage.map(|s| s.control());
-    let state = app_state(hub.clone(), stage);
-    let state = match control {
-        Some(c) => state.with_plugins(c),
-        None => state,
-    };
+    let mut state = app_state(hub.clone(), stage).with_auth(auth);
+    if let Some(c) = control {
+        state = state.with_plugins(c);
+    }
+    if let Some(s) = &store {
+        state = state.with_store(s.clone());
+    }
     let live = state.live.clone();
     let server = pitwall_server::BackgroundServer::start(addr, state)
         .with_context(|| format!("serving on {addr}"))?;
+    print_routes(server.local_addr(), store.is_some(), false);
+    Ok(Serving {
+        server,
+        hub,
+        live,
+        store,
+    })
+}
+
+/// Says where everything is served.
+pub(super) fn print_routes(addr: std::net::SocketAddr, store: bool, ingest: bool) {
     eprintln!(
-        "feeds on http://{0}: /feed (SSE), /ws (WebSocket), /health, /stories, /metrics, \
-         /live-battles, /predict, /burn-bar, /telemetry/live, /plugins; dashboard on http://{0}/",
-        server.local_addr()
+        "feeds on http://{addr}: /feed (SSE), /ws (WebSocket), /health, /stories, /metrics, \
+         /live-battles, /predict, /burn-bar, /telemetry/live, /plugins{}{}, /openapi.json; \
+         dashboard on http://{addr}/",
+        if store {
+            ", /races, /history/{race}, /analytics/driver/{n}, /export/{race}/{predictions,stories,laps}.csv"
+        } else {
+            ""
+        },
+        if ingest { ", POST /ingest" } else { "" },
     );
-    Ok((server, hub, live))
 }
 
 /// Frames to a file, in either format.
@@ -507,11 +536,26 @@ pub fn run_with_plugins(
         )?,
     };
     let server = match args.listen {
-        Some(addr) => Some(start_server(addr, stage.as_ref())?),
+        Some(addr) => Some(start_server(addr, stage.as_ref(), &args.server)?),
         None => None,
     };
-    let hub = server.as_ref().map(|(_, hub, _)| hub.clone());
-    let live = server.as_ref().map(|(_, _, live)| live.clone());
+    let hub = server.as_ref().map(|s| s.hub.clone());
+    let live = server.as_ref().map(|s| s.live.clone());
+    let archive = || -> anyhow::Result<Option<super::archive::RaceArchive>> {
+        let Some(store) = server.as_ref().and_then(|s| s.store.as_ref()) else {
+            return Ok(None);
+        };
+        let race = super::archive::race_info(&args.data, total_laps)?;
+        let drivers = super::archive::drivers(&args.data)?;
+        eprintln!(
+            "history: race `{}` into {}",
+            race.race_id,
+            args.server.db.display()
+        );
+        Ok(Some(super::archive::RaceArchive::open(
+            store, &race, &drivers,
+        )?))
+    };
     let names = plan.aggregates.names().to_vec();
     let (summary, stage) = match &args.frames_out {
         None if track.is_some() || stage.is_some() || hub.is_some() => {
@@ -531,7 +575,8 @@ pub fn run_with_plugins(
                 FrameAssembler::new(
                     WithPlugins::new(printer, stage)
                         .with_hub(hub.clone())
-                        .with_live(live.clone()),
+                        .with_live(live.clone())
+                        .with_archive(archive()?),
                     session,
                     plan.size,
                     names,
@@ -572,7 +617,8 @@ pub fn run_with_plugins(
                 FrameAssembler::new(
                     WithPlugins::new(writer, stage)
                         .with_hub(hub.clone())
-                        .with_live(live.clone()),
+                        .with_live(live.clone())
+                        .with_archive(archive()?),
                     session,
                     window_ms,
                     names,
@@ -593,7 +639,7 @@ pub fn run_with_plugins(
     if let Some(stage) = &stage {
         stage.summary();
     }
-    if let Some((server, hub, _)) = server {
+    if let Some(Serving { server, hub, .. }) = server {
         let stats = hub.stats();
         eprintln!("feeds: {stats:?}");
         if args.stay {

@@ -98,6 +98,9 @@ pub struct RunArgs {
     /// Print one summary line every this many seconds of event time.
     #[arg(long, default_value_t = 30)]
     pub every: u64,
+    /// The history store and API keys (with the server).
+    #[command(flatten)]
+    pub server: super::server_opts::ServerOptions,
     /// Safety cars and VSCs per hour of racing (0: none).
     #[arg(long, default_value_t = RaceConfig::default().safety_car_per_hour)]
     pub safety_cars: f64,
@@ -141,6 +144,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             plugin_deadline: args.plugin_deadline.clone(),
             listen: (!args.no_listen).then_some(args.listen),
             stay: args.stay,
+            server: args.server.clone(),
         });
     }
     let config = match &args.config {
@@ -251,10 +255,21 @@ fn run_ingest(args: &RunArgs) -> anyhow::Result<()> {
         },
     )?;
 
+    // Live frames have no lap model, so nothing is archived; the store is
+    // opened for the keys (and serves the history of earlier races).
+    let (store, auth) = args.server.open(args.listen)?;
     let hub = FeedHub::new(HubConfig::default());
-    let state = super::replay::app_state(hub.clone(), stage.as_ref()).with_ingest(
-        Ingest::new(handle.clone(), schema.clone()).with_body_limit(args.ingest_max_body),
-    );
+    let mut state = super::replay::app_state(hub.clone(), stage.as_ref())
+        .with_auth(auth)
+        .with_ingest(
+            Ingest::new(handle.clone(), schema.clone()).with_body_limit(args.ingest_max_body),
+        );
+    if let Some(c) = stage.as_ref().map(|s| s.control()) {
+        state = state.with_plugins(c);
+    }
+    if let Some(s) = &store {
+        state = state.with_store(s.clone());
+    }
     let live = state.live.clone();
     let server = pitwall_server::BackgroundServer::start(args.listen, state)
         .with_context(|| format!("serving on {}", args.listen))?;
@@ -265,11 +280,7 @@ fn run_ingest(args: &RunArgs) -> anyhow::Result<()> {
         names.join(", "),
         args.ingest_queue
     );
-    eprintln!(
-        "feeds on http://{0}: /feed (SSE), /ws (WebSocket), /health, /stories, /metrics, \
-         /live-battles, /predict, /burn-bar, /telemetry/live",
-        server.local_addr()
-    );
+    super::replay::print_routes(server.local_addr(), store.is_some(), true);
 
     // The engine waits on the queue; on Ctrl-C an empty chunk wakes it so it
     // sees the stop request (a full queue wakes it anyway).
