@@ -269,7 +269,7 @@ impl ConnKill {
 }
 
 /// Counters, for tests, `/health` and metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HubStats {
     /// Id of the newest event (0: none yet).
     pub last_id: u64,

@@ -15,7 +15,7 @@ use axum::routing::get;
 use pitwall_store::{ExportKind, HistoryQuery, Store, StoreError};
 
 use crate::error::ApiError;
-use crate::feed::{KIND_PREDICTION, KIND_STORY};
+use crate::feed::{KIND_PREDICTION, KIND_STORY, KINDS};
 use crate::query::parse_event_id;
 use crate::router::AppState;
 
@@ -100,7 +100,21 @@ fn car_number(param: &str, v: &str) -> Result<String, ApiError> {
 }
 
 /// `GET /races`: the races in the store, with their insight and lap counts.
-async fn races(State(st): State<AppState>) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/races",
+    tag = "history",
+    summary = "The races in the store",
+    description = "Every archived race with its insight and lap counts.\n\n**Role:** user.",
+    responses(
+        (status = 200, description = "`{\"races\": [RaceSummary]}`: the store's race summaries (id, name, \
+                                      circuit, dates, insight and lap counts).", body = Object),
+        (status = 500, description = "The store could not be read.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "This server has no store (`--no-store`).", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
+)]
+pub(crate) async fn races(State(st): State<AppState>) -> Result<Response, ApiError> {
     let store = store(&st)?;
     let races = blocking(move || store.races()).await?;
     Ok(Json(serde_json::json!({ "races": races })).into_response())
@@ -132,11 +146,18 @@ pub fn parse_history_query(
             }
             "kinds" => {
                 for kind in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    if !STORED_KINDS.contains(&kind) {
+                    // A feed kind the store keeps, or a story / prediction
+                    // kind (`overtake`, `p_overtake`, ...).
+                    let other_feed_kind = KINDS.contains(&kind) && !STORED_KINDS.contains(&kind);
+                    let word = kind.len() <= 64
+                        && kind
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                    if other_feed_kind || !word {
                         return Err(ApiError::bad(
                             "kinds",
                             format!(
-                                "`{kind}` is not kept in history (kept: {})",
+                                "`{kind}` is not kept in history (kept: {}, or a story or prediction kind such as overtake)",
                                 STORED_KINDS.join(", ")
                             ),
                         ));
@@ -165,7 +186,34 @@ pub fn parse_history_query(
 /// and predictions in event order; `at_ms` scrubs to a point of the race
 /// (only insights of windows that started by then); page on with
 /// `after=<next_after>`.
-async fn history(
+#[utoipa::path(
+    get,
+    path = "/history/{race_id}",
+    tag = "history",
+    summary = "Stored stories and predictions of a race",
+    description = "Insights in event order; `at_ms` scrubs to a point of the race, `after` pages on.\n\n**Role:** user.",
+    params(
+        ("race_id" = String, Path, pattern = r"^[A-Za-z0-9._-]{1,128}$",
+            description = "The race, as the store names it (letters, digits, `-`, `_`, `.`; see `/races`)."),
+        ("at_ms" = Option<i64>, Query,
+            description = "Scrub: only insights of windows that started by this time (ms since the epoch)."),
+        ("kinds" = Option<String>, Query,
+            description = "Comma-separated: `story`, `prediction` (the kinds history keeps; default both)."),
+        ("car" = Option<u16>, Query, minimum = 0, maximum = 999, description = "Only insights about this racing number."),
+        ("after" = Option<u64>, Query, description = "Only insights after this event id (the previous page's `next_after`)."),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Items per page (1-1000, default 100)."),
+    ),
+    responses(
+        (status = 200, description = "A HistoryPage: the items (stories and predictions with their provenance) \
+                                      and `next_after` to page on (`null` at the end).", body = Object),
+        (status = 400, description = "A bad race id or query parameter (unknown, or out of range).", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such race in the store.", body = crate::openapi::ErrorBody),
+        (status = 500, description = "The store could not be read.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "This server has no store (`--no-store`).", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
+)]
+pub(crate) async fn history(
     State(st): State<AppState>,
     Path(race): Path<String>,
     query: QueryPairs,
@@ -177,7 +225,27 @@ async fn history(
 }
 
 /// `GET /analytics/driver/{number}?race=ID`: one driver's race figures.
-async fn driver(
+#[utoipa::path(
+    get,
+    path = "/analytics/driver/{number}",
+    tag = "history",
+    summary = "One driver's race figures",
+    description = "A driver's analytics from the store, for one race or across races.\n\n**Role:** user.",
+    params(
+        ("number" = u16, Path, minimum = 0, maximum = 999, description = "The racing number (0-999)."),
+        ("race" = Option<String>, Query, pattern = r"^[A-Za-z0-9._-]{1,128}$",
+            description = "Only this race (default: every race of the driver)."),
+    ),
+    responses(
+        (status = 200, description = "DriverAnalytics: the driver's laps, stints, pace and insight figures.", body = Object),
+        (status = 400, description = "A bad racing number, race id or query parameter.", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such driver (or race) in the store.", body = crate::openapi::ErrorBody),
+        (status = 500, description = "The store could not be read.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "This server has no store (`--no-store`).", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
+)]
+pub(crate) async fn driver(
     State(st): State<AppState>,
     Path(number): Path<String>,
     query: QueryPairs,
@@ -198,7 +266,29 @@ async fn driver(
 }
 
 /// `GET /export/{race_id}/{predictions|stories|laps}.csv`.
-async fn export(
+#[utoipa::path(
+    get,
+    path = "/export/{race_id}/{file}",
+    tag = "history",
+    summary = "CSV export of a race",
+    description = "Predictions, stories or per-lap metrics of a race as CSV, as an attachment named \
+                   `<race_id>-<file>`. Takes no query parameters.\n\n**Role:** user.",
+    params(
+        ("race_id" = String, Path, pattern = r"^[A-Za-z0-9._-]{1,128}$",
+            description = "The race, as the store names it (letters, digits, `-`, `_`, `.`; see `/races`)."),
+        ("file" = String, Path, description = "`predictions.csv`, `stories.csv` or `laps.csv`."),
+    ),
+    responses(
+        (status = 200, description = "The CSV (with a header row).", body = String, content_type = "text/csv; charset=utf-8",
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"<race_id>-<file>\"`"))),
+        (status = 400, description = "A bad race id, or a query parameter (the export takes none).", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such export file, or no such race in the store.", body = crate::openapi::ErrorBody),
+        (status = 500, description = "The store could not be read.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "This server has no store (`--no-store`).", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
+)]
+pub(crate) async fn export(
     State(st): State<AppState>,
     Path((race, file)): Path<(String, String)>,
     query: QueryPairs,
@@ -268,8 +358,12 @@ mod tests {
         assert_eq!(q.car.as_deref(), Some("4"));
         assert_eq!(q.after_id, Some(17));
         assert_eq!(q.limit, 5);
+        let q = parse_history_query("r".into(), &p(&[("kinds", "overtake,pit_stop")])).unwrap();
+        assert_eq!(q.kinds, ["overtake", "pit_stop"]);
         for bad in [
             ("kinds", "metric"),
+            ("kinds", "race_state"),
+            ("kinds", "Drop Table"),
             ("car", "abc"),
             ("limit", "0"),
             ("limit", "1001"),

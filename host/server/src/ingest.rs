@@ -127,7 +127,37 @@ impl IntoResponse for Refusal {
 }
 
 /// `POST /ingest`.
-async fn ingest(
+#[utoipa::path(
+    post,
+    path = "/ingest",
+    tag = "ingest",
+    summary = "Telemetry batches into the live engine",
+    description = "A batch is taken whole or not at all: every row is checked against the job's schema (types, \
+                   ranges, required channels, unknown fields) before the engine's bounded queue is offered it. \
+                   `202` means the engine took it; a full queue is `429` and a stopped engine `503`, both with \
+                   `Retry-After`. Nothing is buffered in the server.\n\n**Role:** admin.",
+    request_body(description = "NDJSON (one object a line: `{\"ts_ms\": 1000, \"car\": \"44\", \"speed\": 301.2}`) \
+                                or a FlatBuffers `Batch` (`host/server/schema/ingest.fbs`, file identifier `PWIB`); \
+                                at most 4 MiB unless the job sets another limit, 1 048 576 rows.", content(
+        (String = "application/x-ndjson"),
+        (Vec<u8> = "application/x-pitwall-batch"),
+    )),
+    responses(
+        (status = 202, description = "The engine took the batch.", body = crate::openapi::IngestAccepted),
+        (status = 400, description = "Malformed: a line that is not JSON, a buffer that is not a batch, or no rows.",
+            body = crate::openapi::IngestRefusal),
+        (status = 413, description = "Over the body limit or the row limit.", body = crate::openapi::IngestRefusal),
+        (status = 415, description = "A content type other than the two above.", body = crate::openapi::IngestRefusal),
+        (status = 422, description = "A row the schema refuses (with its `line`).", body = crate::openapi::IngestRefusal),
+        (status = 429, description = "The engine's input queue is full; retry after `Retry-After` seconds.",
+            body = crate::openapi::IngestRefusal, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 503, description = "No live ingest in this server, or the engine has stopped.",
+            body = crate::openapi::IngestRefusal,
+            headers(("Retry-After" = u64, description = "Seconds to wait (a stopped engine only)."))),
+    ),
+    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
+)]
+pub(crate) async fn ingest(
     State(st): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,

@@ -38,6 +38,7 @@ pub mod feed;
 pub mod history;
 pub mod ingest;
 pub mod live;
+pub mod openapi;
 pub mod plugins;
 pub mod query;
 pub mod router;

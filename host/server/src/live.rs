@@ -40,7 +40,7 @@ pub const P_OVERTAKE: &str = "p_overtake";
 pub const SAVING_THRESHOLD: f64 = 0.3;
 
 /// Where a figure came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Provenance {
     /// `name@version` of the plugin.
     pub plugin: String,
@@ -66,7 +66,7 @@ impl Provenance {
 }
 
 /// Race-wide state of the latest frame.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RaceNow {
     pub session: String,
     pub seq: u64,
@@ -76,6 +76,9 @@ pub struct RaceNow {
     pub lap: u16,
     /// 0: unknown.
     pub total_laps: u16,
+    /// `none`, `green`, `yellow`, `double_yellow`, `red` or `chequered`
+    /// (the SDK's enum, documented here as its serde names).
+    #[schema(value_type = String)]
     pub flag: Flag,
     pub safety_car: bool,
     pub virtual_safety_car: bool,
@@ -83,7 +86,7 @@ pub struct RaceNow {
 }
 
 /// One car's latest telemetry. Missing values are `null`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CarNow {
     /// Racing number.
     pub car: String,
@@ -97,6 +100,8 @@ pub struct CarNow {
     pub gap_to_leader_s: Option<f64>,
     pub speed_kmh: Option<f64>,
     pub lap_distance_m: Option<f64>,
+    /// `unknown`, `soft`, `medium`, `hard`, `intermediate` or `wet`.
+    #[schema(value_type = String)]
     pub tyre_compound: Compound,
     pub tyre_age_laps: u16,
     pub in_pit: bool,
@@ -129,14 +134,14 @@ impl CarNow {
 }
 
 /// One named term of a prediction (model units, usually log-odds).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Contribution {
     pub name: String,
     pub value: f64,
 }
 
 /// A prediction about a pair of cars.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PredictionNow {
     /// e.g. `p_overtake`.
     pub kind: String,
@@ -172,7 +177,7 @@ impl PredictionNow {
 }
 
 /// A live battle: `attacker` within reach of `defender`, the car directly ahead.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BattleNow {
     pub attacker: String,
     pub defender: String,
@@ -190,14 +195,14 @@ pub struct BattleNow {
 }
 
 /// The fuel economy figure (`fuel_mpg_lap` with `units.economy`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Economy {
     pub value: f64,
     pub unit: String,
 }
 
 /// One car's latest fuel / Burn Bar figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FuelNow {
     pub car: String,
     /// The fuel unit of the amounts (`kg`, `gal`).
@@ -219,6 +224,7 @@ pub struct FuelNow {
     /// −1 pushing … +1 saving.
     pub fuel_saving: Option<f64>,
     /// `saving` (> 0.3), `pushing` (< −0.3), `neutral`; `null` without a score.
+    #[schema(value_type = Option<String>)]
     pub saving_state: Option<&'static str>,
     /// Of the latest figure.
     pub provenance: Provenance,
@@ -594,7 +600,7 @@ fn finite(v: f64) -> Option<f64> {
 }
 
 /// What every live answer starts with. All `null` before the first frame.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Header {
     /// Window of the latest frame (event time, ms since the session epoch).
     pub window_start_ms: Option<i64>,
@@ -602,28 +608,28 @@ pub struct Header {
     pub race: Option<RaceNow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BattlesBody {
     #[serde(flatten)]
     pub header: Header,
     pub battles: Vec<BattleNow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PredictBody {
     #[serde(flatten)]
     pub header: Header,
     pub predictions: Vec<PredictionNow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BurnBarCar {
     pub position: Option<u8>,
     #[serde(flatten)]
     pub fuel: FuelNow,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BurnBarBody {
     #[serde(flatten)]
     pub header: Header,
@@ -635,7 +641,7 @@ pub struct BurnBarBody {
     pub cars: Vec<BurnBarCar>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TelemetryBody {
     #[serde(flatten)]
     pub header: Header,

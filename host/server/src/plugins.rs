@@ -212,7 +212,20 @@ pub fn plugin_json(p: &PluginStatus) -> Value {
 
 /// `GET /plugins`: every plugin with its live version, content hash, model
 /// version, state and shadow comparison.
-async fn list(State(st): State<AppState>) -> Result<Json<Value>, PluginApiError> {
+#[utoipa::path(
+    get,
+    path = "/plugins",
+    tag = "plugins",
+    summary = "Every plugin and its state",
+    description = "Live version, content hash, model version, state (`live`, `shadow`, `quarantined`), the shadow \
+                   comparison, known versions and pending changes.\n\n**Role:** admin.",
+    responses(
+        (status = 200, description = "`{frames, last_window_start_ms, pending, plugins: [...]}`.", body = Object),
+        (status = 503, description = "No plugin set in this server.", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
+)]
+pub(crate) async fn list(State(st): State<AppState>) -> Result<Json<Value>, PluginApiError> {
     let status = control(&st)?.status();
     Ok(Json(json!({
         "frames": status.frames,
@@ -224,7 +237,31 @@ async fn list(State(st): State<AppState>) -> Result<Json<Value>, PluginApiError>
 
 /// `POST /plugins` with a `.wasm`: loads it, or swaps it in for the loaded
 /// plugin of the same name, at the next window.
-async fn deploy(
+#[utoipa::path(
+    post,
+    path = "/plugins",
+    tag = "plugins",
+    summary = "Deploy or swap a plugin",
+    description = "Loads the `.wasm`, or swaps it in for the loaded plugin of the same name, at the next window; \
+                   answers once applied.\n\n**Role:** admin.",
+    request_body(description = "The plugin's `.wasm` (at most 32 MiB).", content(
+        (Vec<u8> = "application/wasm"),
+        (Vec<u8> = "application/octet-stream"),
+    )),
+    responses(
+        (status = 200, description = "Applied at the window boundary: `{{applied: true, window_start_ms, event, plugins}}` \
+                                   with every plugin as `GET /plugins` lists it.", body = Object),
+        (status = 400, description = "An empty body.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The runtime refused the change (or the replay is over).", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The `.wasm` is over 32 MiB.", body = crate::openapi::ErrorBody),
+        (status = 422, description = "The `.wasm` does not load as a plugin.", body = crate::openapi::ErrorBody),
+        (status = 500, description = "The control worker failed.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "No plugin set in this server, or no frame reached the window boundary within \
+                                   20 s (the change stays queued).", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
+)]
+pub(crate) async fn deploy(
     State(st): State<AppState>,
     wasm: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, PluginApiError> {
@@ -235,7 +272,33 @@ async fn deploy(
 
 /// `POST /plugins/{name}/params`: the plugin's new model parameters, applied
 /// at the next window. A JSON content type is checked to parse.
-async fn params(
+#[utoipa::path(
+    post,
+    path = "/plugins/{name}/params",
+    tag = "plugins",
+    summary = "New model parameters for a plugin",
+    description = "Applied at the next window; answers once applied. With a JSON content type the body is checked \
+                   to parse first.\n\n**Role:** admin.",
+    params(("name" = String, Path, description = "The plugin's name (as `GET /plugins` lists it).")),
+    request_body(description = "The model parameters (at most 4 MiB), as the plugin reads them.", content(
+        (Object = "application/json"),
+        (Vec<u8> = "application/octet-stream"),
+    )),
+    responses(
+        (status = 200, description = "Applied at the window boundary: `{{applied: true, window_start_ms, event, plugins}}` \
+                                   with every plugin as `GET /plugins` lists it.", body = Object),
+        (status = 400, description = "An empty body.", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such plugin.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The runtime refused the change (or the replay is over).", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The parameters are over 4 MiB.", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A JSON content type with a body that is not JSON.", body = crate::openapi::ErrorBody),
+        (status = 500, description = "The control worker failed.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "No plugin set in this server, or no frame reached the window boundary within \
+                                   20 s (the change stays queued).", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
+)]
+pub(crate) async fn params(
     State(st): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -262,7 +325,33 @@ async fn params(
 
 /// `POST /plugins/{name}/shadow` with a `.wasm`: runs it as the shadow
 /// candidate of `name`.
-async fn shadow(
+#[utoipa::path(
+    post,
+    path = "/plugins/{name}/shadow",
+    tag = "plugins",
+    summary = "Run a candidate in shadow",
+    description = "The `.wasm` runs beside the live version of `name` from the next window, its output compared \
+                   and not published.\n\n**Role:** admin.",
+    params(("name" = String, Path, description = "The plugin's name (as `GET /plugins` lists it).")),
+    request_body(description = "The candidate's `.wasm` (at most 32 MiB); it must be a build of `name`.", content(
+        (Vec<u8> = "application/wasm"),
+        (Vec<u8> = "application/octet-stream"),
+    )),
+    responses(
+        (status = 200, description = "Applied at the window boundary: `{{applied: true, window_start_ms, event, plugins}}` \
+                                   with every plugin as `GET /plugins` lists it.", body = Object),
+        (status = 400, description = "An empty body.", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such plugin.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The runtime refused the change (or the replay is over).", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The `.wasm` is over 32 MiB.", body = crate::openapi::ErrorBody),
+        (status = 422, description = "The `.wasm` does not load, or is another plugin.", body = crate::openapi::ErrorBody),
+        (status = 500, description = "The control worker failed.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "No plugin set in this server, or no frame reached the window boundary within \
+                                   20 s (the change stays queued).", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
+)]
+pub(crate) async fn shadow(
     State(st): State<AppState>,
     Path(name): Path<String>,
     wasm: Result<Bytes, BytesRejection>,
@@ -284,7 +373,25 @@ async fn shadow(
 }
 
 /// `POST /plugins/{name}/promote`: the shadow candidate goes live.
-async fn promote(
+#[utoipa::path(
+    post,
+    path = "/plugins/{name}/promote",
+    tag = "plugins",
+    summary = "Promote the shadow candidate",
+    description = "The shadow candidate of `name` goes live at the next window.\n\n**Role:** admin.",
+    params(("name" = String, Path, description = "The plugin's name (as `GET /plugins` lists it).")),
+    responses(
+        (status = 200, description = "Applied at the window boundary: `{{applied: true, window_start_ms, event, plugins}}` \
+                                   with every plugin as `GET /plugins` lists it.", body = Object),
+        (status = 404, description = "No such plugin.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The plugin has no shadow candidate (or the replay is over).", body = crate::openapi::ErrorBody),
+        (status = 500, description = "The control worker failed.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "No plugin set in this server, or no frame reached the window boundary within \
+                                   20 s (the change stays queued).", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
+)]
+pub(crate) async fn promote(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, PluginApiError> {
@@ -299,7 +406,25 @@ async fn promote(
 }
 
 /// `POST /plugins/{name}/rollback`: the previous version goes live again.
-async fn rollback(
+#[utoipa::path(
+    post,
+    path = "/plugins/{name}/rollback",
+    tag = "plugins",
+    summary = "Roll back to the previous version",
+    description = "The previous version of `name` goes live again at the next window.\n\n**Role:** admin.",
+    params(("name" = String, Path, description = "The plugin's name (as `GET /plugins` lists it).")),
+    responses(
+        (status = 200, description = "Applied at the window boundary: `{{applied: true, window_start_ms, event, plugins}}` \
+                                   with every plugin as `GET /plugins` lists it.", body = Object),
+        (status = 404, description = "No such plugin.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "There is no previous version (or the replay is over).", body = crate::openapi::ErrorBody),
+        (status = 500, description = "The control worker failed.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "No plugin set in this server, or no frame reached the window boundary within \
+                                   20 s (the change stays queued).", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
+)]
+pub(crate) async fn rollback(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, PluginApiError> {

@@ -19,7 +19,7 @@ use crate::query::{parse_event_id, parse_live_query};
 use crate::{sse, ws};
 
 /// A plugin (or model) version, as `/health` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PluginVersion {
     pub name: String,
     pub version: String,
@@ -28,7 +28,7 @@ pub struct PluginVersion {
 }
 
 /// What the job reports about itself on `/health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Health {
     /// `ok`, or a word saying what is wrong (`degraded`, ...).
     pub status: String,
@@ -137,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/live-battles", get(live_battles))
         .route("/metrics", get(metrics_text))
         .route("/", get(crate::dashboard::index))
+        .route("/openapi.json", get(crate::openapi::serve_document))
         .route_layer(from_fn_with_state(state.clone(), crate::auth::guest));
     let user = Router::new()
         .route("/feed", get(sse::feed))
@@ -161,7 +162,24 @@ fn live_car(query: QueryPairs) -> Result<Option<u16>, ApiError> {
 }
 
 /// `GET /live-battles?car=N`: the live battles with the overtake probability.
-async fn live_battles(
+#[utoipa::path(
+    get,
+    path = "/live-battles",
+    tag = "live",
+    summary = "Live battles with their overtake probability",
+    description = "The battles of the latest frame, each with its latest `p_overtake` prediction and the expert breakdown.\n\n**Role:** guest.",
+    params(("car" = Option<u16>, Query, minimum = 0, maximum = 999,
+        description = "Only what concerns this racing number (0-999, at most once). \
+                       A car not in the race (once the race is known) is a 404.")),
+    responses(
+        (status = 200, description = "The live view (all `null`/empty before the first frame).", body = crate::live::BattlesBody),
+        (status = 400, description = "A bad query: an unknown parameter, or `car` not a racing number or given twice.",
+            body = crate::openapi::ErrorBody),
+        (status = 404, description = "`car` is not in the race.", body = crate::openapi::ErrorBody),
+    ),
+    security((), ("bearer" = ["guest"]), ("api_key_header" = ["guest"]), ("api_key_query" = ["guest"])),
+)]
+pub(crate) async fn live_battles(
     State(st): State<AppState>,
     query: QueryPairs,
 ) -> Result<Json<crate::live::BattlesBody>, ApiError> {
@@ -170,7 +188,24 @@ async fn live_battles(
 }
 
 /// `GET /predict?car=N`: the current predictions with their breakdown.
-async fn predict(
+#[utoipa::path(
+    get,
+    path = "/predict",
+    tag = "live",
+    summary = "Current predictions with the expert breakdown",
+    description = "The predictions of the latest frame (overtake probabilities and others), with their contributions and provenance.\n\n**Role:** user.",
+    params(("car" = Option<u16>, Query, minimum = 0, maximum = 999,
+        description = "Only what concerns this racing number (0-999, at most once). \
+                       A car not in the race (once the race is known) is a 404.")),
+    responses(
+        (status = 200, description = "The live view (all `null`/empty before the first frame).", body = crate::live::PredictBody),
+        (status = 400, description = "A bad query: an unknown parameter, or `car` not a racing number or given twice.",
+            body = crate::openapi::ErrorBody),
+        (status = 404, description = "`car` is not in the race.", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
+)]
+pub(crate) async fn predict(
     State(st): State<AppState>,
     query: QueryPairs,
 ) -> Result<Json<crate::live::PredictBody>, ApiError> {
@@ -179,7 +214,24 @@ async fn predict(
 }
 
 /// `GET /burn-bar?car=N`: fuel per car against the field.
-async fn burn_bar(
+#[utoipa::path(
+    get,
+    path = "/burn-bar",
+    tag = "live",
+    summary = "The Burn Bar: fuel per car against the field",
+    description = "Each car's latest fuel figures, ordered by position, with the field's median burn per lap.\n\n**Role:** user.",
+    params(("car" = Option<u16>, Query, minimum = 0, maximum = 999,
+        description = "Only what concerns this racing number (0-999, at most once). \
+                       A car not in the race (once the race is known) is a 404.")),
+    responses(
+        (status = 200, description = "The live view (all `null`/empty before the first frame).", body = crate::live::BurnBarBody),
+        (status = 400, description = "A bad query: an unknown parameter, or `car` not a racing number or given twice.",
+            body = crate::openapi::ErrorBody),
+        (status = 404, description = "`car` is not in the race.", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
+)]
+pub(crate) async fn burn_bar(
     State(st): State<AppState>,
     query: QueryPairs,
 ) -> Result<Json<crate::live::BurnBarBody>, ApiError> {
@@ -188,7 +240,24 @@ async fn burn_bar(
 }
 
 /// `GET /telemetry/live?car=N`: every car's latest state.
-async fn telemetry_live(
+#[utoipa::path(
+    get,
+    path = "/telemetry/live",
+    tag = "live",
+    summary = "Every car's latest telemetry",
+    description = "Each car's latest state (position, gaps, speed, tyres, pit stops), ordered by position.\n\n**Role:** user.",
+    params(("car" = Option<u16>, Query, minimum = 0, maximum = 999,
+        description = "Only what concerns this racing number (0-999, at most once). \
+                       A car not in the race (once the race is known) is a 404.")),
+    responses(
+        (status = 200, description = "The live view (all `null`/empty before the first frame).", body = crate::live::TelemetryBody),
+        (status = 400, description = "A bad query: an unknown parameter, or `car` not a racing number or given twice.",
+            body = crate::openapi::ErrorBody),
+        (status = 404, description = "`car` is not in the race.", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
+)]
+pub(crate) async fn telemetry_live(
     State(st): State<AppState>,
     query: QueryPairs,
 ) -> Result<Json<crate::live::TelemetryBody>, ApiError> {
@@ -196,18 +265,29 @@ async fn telemetry_live(
     Ok(Json(st.live.state().telemetry_body(car)?))
 }
 
-#[derive(Serialize)]
-struct HealthBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct HealthBody {
     #[serde(flatten)]
     health: Health,
     feed: HubStats,
     /// `keys` or `off`.
+    #[schema(value_type = String)]
     auth: &'static str,
     /// Whether history, analytics and exports are served.
     store: bool,
 }
 
-async fn health(State(st): State<AppState>) -> Json<HealthBody> {
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "server",
+    summary = "Liveness, plugin and model versions",
+    description = "The job's status, every plugin with its version and model version, the feed hub's counters, \
+                   whether keys are checked and whether the history store is served.\n\n**Role:** guest.",
+    responses((status = 200, description = "The server is up.", body = HealthBody)),
+    security((), ("bearer" = ["guest"]), ("api_key_header" = ["guest"]), ("api_key_query" = ["guest"])),
+)]
+pub(crate) async fn health(State(st): State<AppState>) -> Json<HealthBody> {
     Json(HealthBody {
         health: (st.health)(),
         feed: st.hub.stats(),
@@ -219,9 +299,10 @@ async fn health(State(st): State<AppState>) -> Json<HealthBody> {
 const STORIES_DEFAULT: usize = 50;
 const STORIES_MAX: usize = 500;
 
-#[derive(Serialize)]
-struct StoriesPage {
-    /// Newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct StoriesPage {
+    /// Newest first; each is the story's feed JSON.
+    #[schema(value_type = Vec<Object>)]
     stories: Vec<serde_json::Value>,
     /// Pass as `before` for the next (older) page; `null` at the end.
     next_before: Option<u64>,
@@ -230,7 +311,27 @@ struct StoriesPage {
 /// `GET /stories?limit=50&before=ID`: recent stories still in the replay
 /// buffer, newest first (the history store, a later part of issue 6, goes
 /// further back).
-async fn stories(
+#[utoipa::path(
+    get,
+    path = "/stories",
+    tag = "feeds",
+    summary = "Recent stories, newest first",
+    description = "Stories still in the feed's replay buffer, newest first, paged with `before`. \
+                   Older ones are in `/history/{race_id}`.\n\n**Role:** user.",
+    params(
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 500,
+            description = "Stories per page (1-500, default 50)."),
+        ("before" = Option<u64>, Query,
+            description = "Only stories with an event id below this (the previous page's `next_before`)."),
+    ),
+    responses(
+        (status = 200, description = "A page of stories.", body = StoriesPage),
+        (status = 400, description = "A bad query: an unknown parameter, `limit` out of range, `before` not an event id.",
+            body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
+)]
+pub(crate) async fn stories(
     State(st): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<StoriesPage>, ApiError> {
@@ -271,7 +372,19 @@ async fn stories(
     }))
 }
 
-async fn metrics_text(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "server",
+    summary = "Prometheus metrics",
+    description = "Every `pitwall_` metric in the Prometheus text format.\n\n**Role:** guest.",
+    responses(
+        (status = 200, description = "The metrics.", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 503, description = "No metrics recorder is installed in this server.", body = crate::openapi::ErrorBody),
+    ),
+    security((), ("bearer" = ["guest"]), ("api_key_header" = ["guest"]), ("api_key_query" = ["guest"])),
+)]
+pub(crate) async fn metrics_text(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let handle = st.prometheus.as_ref().ok_or(ApiError::Unavailable(
         "metrics recorder not installed in this server",
     ))?;

@@ -18,6 +18,37 @@ use crate::feed::{ConnKill, Item};
 use crate::query::{parse_event_id, parse_feed_query};
 use crate::router::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/feed",
+    tag = "feeds",
+    summary = "The insight feed (Server-Sent Events)",
+    description = "Stories, predictions, metrics, race state and race predictions as they are published. \
+                   Every event has a monotonically increasing `id` and is named by its kind; the notices \
+                   `lagged`, `reset` and `cut` have no id. A reconnecting client sends `Last-Event-ID` (or \
+                   `last_event_id`) and receives what it missed from the replay buffer.\n\n**Role:** user.",
+    params(
+        ("kinds" = Option<String>, Query,
+            description = "Comma-separated kinds to receive: `story`, `prediction`, `metric`, `race_state`, \
+                           `race_prediction` (default: all)."),
+        ("cars" = Option<String>, Query,
+            description = "Comma-separated racing numbers (0-999): only events about these cars."),
+        ("min_importance" = Option<f64>, Query, minimum = 0, maximum = 1,
+            description = "Only events at least this important (0-1)."),
+        ("last_event_id" = Option<u64>, Query,
+            description = "Resume after this event id: what was missed is replayed from the bounded buffer."),
+        ("Last-Event-ID" = Option<u64>, Header,
+            description = "Resume after this event id; wins over `last_event_id` (a browser's `EventSource` \
+                           sends it on reconnect)."),
+    ),
+    responses(
+        (status = 200, description = "The event stream; it does not end while the server runs.",
+            body = String, content_type = "text/event-stream"),
+        (status = 400, description = "A bad query or resume id: an unknown parameter, an unknown kind, a car that is not a racing number, \
+                `min_importance` outside 0-1, an id that is not a number.", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
+)]
 pub(crate) async fn feed(
     State(st): State<AppState>,
     headers: HeaderMap,

@@ -18,6 +18,32 @@ use crate::feed::{ConnKill, Filter, Item, Notice};
 use crate::query::parse_feed_query;
 use crate::router::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "feeds",
+    summary = "The insight feed (WebSocket)",
+    description = "The same events, ids and JSON as `/feed`, one text message per event; notices carry a \
+                   `type`. Send `{\"last_event_id\": N}` at any time to resume after N.\n\n**Role:** user.",
+    params(
+        ("kinds" = Option<String>, Query,
+            description = "Comma-separated kinds to receive: `story`, `prediction`, `metric`, `race_state`, \
+                           `race_prediction` (default: all)."),
+        ("cars" = Option<String>, Query,
+            description = "Comma-separated racing numbers (0-999): only events about these cars."),
+        ("min_importance" = Option<f64>, Query, minimum = 0, maximum = 1,
+            description = "Only events at least this important (0-1)."),
+        ("last_event_id" = Option<u64>, Query,
+            description = "Resume after this event id: what was missed is replayed from the bounded buffer."),
+    ),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol; the feed follows."),
+        (status = 400, description = "A bad query or resume id: an unknown parameter, an unknown kind, a car that is not a racing number, \
+                `min_importance` outside 0-1, an id that is not a number. Or not a WebSocket handshake.", body = crate::openapi::ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded (e.g. HTTP/2 without extended CONNECT)."),
+    ),
+    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
+)]
 pub(crate) async fn feed(
     State(st): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
