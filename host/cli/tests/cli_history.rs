@@ -83,6 +83,20 @@ fn a_served_race_is_kept_in_the_store_and_read_back_with_keys() {
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(get_as(&admin, "/plugins").status, 200);
 
+    // Prometheus metrics are a guest route; the data path's figures are there.
+    let r = http(&addr, "GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200);
+    for name in [
+        "pitwall_window_latency_seconds",
+        "pitwall_plugin_call_seconds",
+        "pitwall_windows_fired_total",
+        "pitwall_feed_events_total",
+        "pitwall_feed_subscribers",
+        "pitwall_auth_refused_total",
+    ] {
+        assert!(r.body.contains(name), "no {name} in /metrics:\n{}", r.body);
+    }
+
     // The race in the store.
     let r = get_as(&user, "/races");
     assert_eq!(r.status, 200, "{}", r.body);

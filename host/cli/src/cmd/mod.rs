@@ -61,3 +61,22 @@ pub fn stop_on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     })
     .clone()
 }
+
+/// The process's Prometheus recorder, installed on first use (the `metrics`
+/// facade has one global recorder). Call it before anything records: a
+/// metric handle made earlier stays bound to the no-op recorder, and its
+/// values never reach `/metrics`. `None` (with a warning) if another
+/// recorder was installed first.
+pub fn prometheus() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| match pitwall_server::install_prometheus() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!("no Prometheus recorder, /metrics answers 503: {e}");
+                None
+            }
+        })
+        .clone()
+}

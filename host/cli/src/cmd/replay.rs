@@ -337,12 +337,9 @@ pub(super) fn app_state(
             .unwrap_or_default();
         Health::ok(plugins)
     });
-    match pitwall_server::install_prometheus() {
-        Ok(h) => state.with_prometheus(h),
-        Err(e) => {
-            tracing::warn!("no Prometheus recorder, /metrics answers 503: {e}");
-            state
-        }
+    match super::prometheus() {
+        Some(h) => state.with_prometheus(h),
+        None => state,
     }
 }
 
@@ -524,6 +521,11 @@ pub fn run_with_plugins(
         Vec::new()
     };
     let total_laps = race_laps(args)?;
+    if args.listen.is_some() {
+        // Before the plugins load: their metric handles bind to the recorder
+        // installed when they are made.
+        super::prometheus();
+    }
     let stage = match stage {
         Some(s) => Some(s),
         None => super::plugin::PluginStage::open(

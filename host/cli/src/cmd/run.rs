@@ -241,6 +241,9 @@ fn run_ingest(args: &RunArgs) -> anyhow::Result<()> {
     let config = pitwall_race::session::replay_job(&schema, ConfigDuration::from_millis(1000));
     let plan = Arc::new(config.plan().context("planning the live job")?);
     let (source, handle) = PushSource::new("http", schema.clone(), args.ingest_queue);
+    // Before the plugins and the engine: metric handles bind to the recorder
+    // installed when they are made.
+    super::prometheus();
     let choice = match &args.plugins {
         Some(dir) => super::plugin::PluginChoice::Watch(dir.clone()),
         None if args.no_plugins => super::plugin::PluginChoice::None,
