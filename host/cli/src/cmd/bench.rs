@@ -1,9 +1,14 @@
-//! `pitwall bench`: the end-to-end window benchmark, reproducible with one command.
+//! `pitwall bench [windows|feeds]`: benchmarks reproducible with one command.
 //!
-//! Simulates the benchmark file (20 cars × 240 Hz × 1000 s = 4.8 M rows, ~2 % out of
-//! order) as CSV and NDJSON into a directory, then runs `pitwall window` with
-//! `configs/window-bench.toml` on each several times, in this process, and reports
-//! the end-to-end time (config, parse, window, write) — best and median.
+//! `pitwall bench` (or `pitwall bench windows`) is the end-to-end window
+//! benchmark; `pitwall bench feeds` is the feed load test through the real job
+//! ([`super::bench_feeds`]).
+//!
+//! The window benchmark simulates the benchmark file (20 cars × 240 Hz × 1000 s
+//! = 4.8 M rows, ~2 % out of order) as CSV and NDJSON into a directory, then runs
+//! `pitwall window` with `configs/window-bench.toml` on each several times, in
+//! this process, and reports the end-to-end time (config, parse, window, write)
+//! — best and median.
 
 use std::path::PathBuf;
 
@@ -15,8 +20,31 @@ use super::window::{self, WindowArgs};
 /// The benchmark job, built in.
 const BENCH_CONFIG: &str = include_str!("../../../../configs/window-bench.toml");
 
+/// `pitwall bench`: with no subcommand, the window benchmark with the flags
+/// given here (what the README and docs run), so adding subcommands changed
+/// nothing for existing command lines.
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+    #[command(flatten)]
+    pub windows: WindowBenchArgs,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// The end-to-end window benchmark (the default): simulate, then window CSV
+    /// and NDJSON.
+    Windows(WindowBenchArgs),
+    /// Feed load test through the real job: the bundled race at full speed
+    /// through the shipped plugins into the server, N SSE readers and one
+    /// stalled client; latency from window close to receipt, memory.
+    Feeds(super::bench_feeds::FeedBenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct WindowBenchArgs {
     /// Where the input files go (kept, and reused when already there).
     #[arg(long, default_value = "target/pitwall-bench")]
     pub dir: PathBuf,
@@ -35,6 +63,15 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    match &args.command {
+        None => run_windows(&args.windows),
+        Some(BenchCommand::Windows(w)) => run_windows(w),
+        Some(BenchCommand::Feeds(f)) => super::bench_feeds::run(f),
+    }
+}
+
+/// The window benchmark.
+pub fn run_windows(args: &WindowBenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let config = args.dir.join("window-bench.toml");
