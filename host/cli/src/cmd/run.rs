@@ -41,6 +41,12 @@ pub struct RunArgs {
     /// `/ingest` answers 429 with `Retry-After`.
     #[arg(long, default_value_t = 64, requires = "ingest")]
     pub ingest_queue: usize,
+    /// With `--ingest`: the race id the history store files the live race
+    /// under (default: `live-` and the start time, UTC, e.g.
+    /// `live-2026-11-22T06-15-00Z`). Reusing an id replaces that race's
+    /// history.
+    #[arg(long, requires = "ingest")]
+    pub race_id: Option<String>,
     /// With `--ingest`: the largest request body in bytes (413 beyond).
     #[arg(long, default_value_t = pitwall_server::ingest::DEFAULT_BODY_LIMIT, requires = "ingest")]
     pub ingest_max_body: usize,
@@ -258,8 +264,8 @@ fn run_ingest(args: &RunArgs) -> anyhow::Result<()> {
         },
     )?;
 
-    // Live frames have no lap model, so nothing is archived; the store is
-    // opened for the keys (and serves the history of earlier races).
+    // Live frames have no lap model: stories and predictions are archived,
+    // lap rows only where frames carry laps.
     let (store, auth) = args.server.open(args.listen)?;
     let hub = FeedHub::new(HubConfig::default());
     let mut state = super::replay::app_state(hub.clone(), stage.as_ref())
@@ -309,10 +315,45 @@ fn run_ingest(args: &RunArgs) -> anyhow::Result<()> {
         every_ms: args.every.max(1) as i64 * 1000,
         last: None,
     };
+    let archive = match &store {
+        Some(store) => {
+            let race_id = args.race_id.clone().unwrap_or_else(|| {
+                // A name for people, not an input to any operator.
+                let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                    .to_string()
+                    .replace(':', "-");
+                format!("live-{now}")
+            });
+            anyhow::ensure!(
+                !race_id.is_empty()
+                    && race_id.len() <= 128
+                    && race_id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')),
+                "--race-id `{race_id}`: use letters, digits, `-`, `_`, `.` (it is a URL path segment)"
+            );
+            let race = pitwall_store::RaceInfo {
+                name: format!("live ingest {race_id}"),
+                race_id,
+                year: None,
+                circuit: None,
+                total_laps: None,
+                started_ms: None,
+            };
+            eprintln!(
+                "history: stories and predictions into race `{}` in {}",
+                race.race_id,
+                args.server.db.display()
+            );
+            Some(super::archive::RaceArchive::open(store, &race, &[])?)
+        }
+        None => None,
+    };
     let mut sink = FrameAssembler::new(
         super::plugin::WithPlugins::new(printer, stage)
             .with_hub(Some(hub.clone()))
-            .with_live(Some(live)),
+            .with_live(Some(live))
+            .with_archive(archive),
         "live",
         plan.size,
         plan.aggregates.names().to_vec(),
