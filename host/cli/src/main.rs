@@ -26,7 +26,8 @@ enum Command {
     Simulate(cmd::simulate::SimulateArgs),
     /// Replay a recorded real race (OpenF1 CSV or F1 live timing) through the engine.
     Replay(cmd::replay::ReplayArgs),
-    /// The end-to-end window benchmark (simulate, then window CSV and NDJSON).
+    /// Benchmarks: `bench` / `bench windows` (simulate, then window CSV and
+    /// NDJSON), `bench feeds` (1,000 SSE readers on a full-speed replay).
     Bench(cmd::bench::BenchArgs),
     /// GPU kernels: `pitwall gpu info`.
     Gpu(cmd::gpu::GpuArgs),

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod bench;
+pub mod bench_feeds;
 pub mod eval;
 pub mod export;
 pub mod gpu;
