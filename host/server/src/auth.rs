@@ -264,7 +264,7 @@ impl IntoResponse for AuthError {
     }
 }
 
-/// The client's address, put in each request's extensions by [`crate::serve`].
+/// The client's address, put in each request's extensions by [`crate::serve()`].
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 

@@ -107,8 +107,8 @@ fn car_number(param: &str, v: &str) -> Result<String, ApiError> {
     summary = "The races in the store",
     description = "Every archived race with its insight and lap counts.\n\n**Role:** user.",
     responses(
-        (status = 200, description = "`{\"races\": [RaceSummary]}`: the store's race summaries (id, name, \
-                                      circuit, dates, insight and lap counts).", body = Object),
+        (status = 200, description = "`{\"races\": [RaceSummary]}`, each `{race_id, name, year, circuit, \
+                                      total_laps, insights, laps}`.", body = Object),
         (status = 500, description = "The store could not be read.", body = crate::openapi::ErrorBody),
         (status = 503, description = "This server has no store (`--no-store`).", body = crate::openapi::ErrorBody),
     ),
@@ -204,8 +204,9 @@ pub fn parse_history_query(
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Items per page (1-1000, default 100)."),
     ),
     responses(
-        (status = 200, description = "A HistoryPage: the items (stories and predictions with their provenance) \
-                                      and `next_after` to page on (`null` at the end).", body = Object),
+        (status = 200, description = "A HistoryPage: `{race, items, next_after}`: the race's summary, the items \
+                                      (stories and predictions with their provenance) and `next_after` to page on \
+                                      (`null` at the end).", body = Object),
         (status = 400, description = "A bad race id or query parameter (unknown, or out of range).", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such race in the store.", body = crate::openapi::ErrorBody),
         (status = 500, description = "The store could not be read.", body = crate::openapi::ErrorBody),
@@ -237,7 +238,8 @@ pub(crate) async fn history(
             description = "Only this race (default: every race of the driver)."),
     ),
     responses(
-        (status = 200, description = "DriverAnalytics: the driver's laps, stints, pace and insight figures.", body = Object),
+        (status = 200, description = "DriverAnalytics: `{number, code, name, team, races}`, per race: laps, best lap, \
+                                      green-lap pace, positions, pit stops, overtakes, P(overtake), fuel.", body = Object),
         (status = 400, description = "A bad racing number, race id or query parameter.", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such driver (or race) in the store.", body = crate::openapi::ErrorBody),
         (status = 500, description = "The store could not be read.", body = crate::openapi::ErrorBody),

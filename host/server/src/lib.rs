@@ -10,6 +10,8 @@
 //!   `GET /live-battles`, `GET /predict`, `GET /burn-bar`, `GET /telemetry/live`.
 //! * [`mod@live`]: [`LiveView`], the live race those four answer from, updated
 //!   by the job once per frame with the frame and its insights.
+//! * [`mod@openapi`]: `GET /openapi.json`, the OpenAPI document generated
+//!   from the handlers' annotations.
 //! * [`mod@serve`]: the accept loop. It gives each connection a [`ConnKill`] so the
 //!   hub can close the socket of a client that stopped reading.
 //!

@@ -3,14 +3,14 @@
 //!
 //! Each handler carries a `#[utoipa::path]` annotation (method, path,
 //! parameters, request body, its own responses, the role it needs as
-//! `security`); [`ApiDoc`] collects them, and the response bodies the server
+//! `security`); `ApiDoc` collects them, and the response bodies the server
 //! owns derive [`utoipa::ToSchema`]. Bodies whose types live in other crates
 //! (the store's pages, plugin-management JSON) are documented as objects with
 //! a description rather than copied here, where they would drift.
 //!
 //! The key check in [`crate::auth`] answers before any handler, with the same
 //! statuses on every route of a role group, so its responses are not repeated
-//! on each handler: [`AuthResponses`] adds them to each operation from
+//! on each handler: `AuthResponses` adds them to each operation from
 //! [`ROUTES`], the one list of `(method, path, role)` that the tests hold
 //! against the document *and* against the live router (a route missing from
 //! either, or guarded by another role than documented, fails them).

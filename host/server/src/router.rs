@@ -384,7 +384,9 @@ pub(crate) async fn stories(
     ),
     security((), ("bearer" = ["guest"]), ("api_key_header" = ["guest"]), ("api_key_query" = ["guest"])),
 )]
-pub(crate) async fn metrics_text(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub(crate) async fn metrics_text(
+    State(st): State<AppState>,
+) -> Result<impl IntoResponse, ApiError> {
     let handle = st.prometheus.as_ref().ok_or(ApiError::Unavailable(
         "metrics recorder not installed in this server",
     ))?;

@@ -56,7 +56,10 @@ async fn status(app: &axum::Router, method: &Method, path: &str, key: Option<&st
 /// recorder): every route still answers from its handler (200, 4xx, 503),
 /// which is what tells it apart from axum's routing 404/405.
 fn bare_state() -> AppState {
-    AppState::new(FeedHub::new(HubConfig::default()), || Health::ok(Vec::new()))
+    AppState::new(
+        FeedHub::new(HubConfig::default()),
+        || Health::ok(Vec::new()),
+    )
 }
 
 #[test]
@@ -130,7 +133,10 @@ async fn each_route_needs_the_role_it_is_documented_with() {
     let dir = tempfile::tempdir().unwrap();
     let store = pitwall_store::Store::open(&dir.path().join("pitwall.db")).unwrap();
     let guest = store.create_key("kiosk", Role::Guest, None).unwrap().secret;
-    let user = store.create_key("producer", Role::User, None).unwrap().secret;
+    let user = store
+        .create_key("producer", Role::User, None)
+        .unwrap()
+        .secret;
     let admin = store.create_key("ops", Role::Admin, None).unwrap().secret;
     let app = router(bare_state().with_auth(Auth::keys(store, 10_000)));
     let doc = doc_json();
@@ -142,7 +148,11 @@ async fn each_route_needs_the_role_it_is_documented_with() {
             role > Role::Guest,
             "{method} {path} without a key: {anonymous}"
         );
-        for (key, has) in [(&guest, Role::Guest), (&user, Role::User), (&admin, Role::Admin)] {
+        for (key, has) in [
+            (&guest, Role::Guest),
+            (&user, Role::User),
+            (&admin, Role::Admin),
+        ] {
             let s = status(&app, &m, path, Some(key)).await;
             assert_eq!(
                 s == StatusCode::FORBIDDEN,
@@ -170,7 +180,11 @@ async fn each_route_needs_the_role_it_is_documented_with() {
         );
         for req in security {
             for roles in req.as_object().unwrap().values() {
-                assert_eq!(roles, &serde_json::json!([role.to_string()]), "{method} {path}");
+                assert_eq!(
+                    roles,
+                    &serde_json::json!([role.to_string()]),
+                    "{method} {path}"
+                );
             }
         }
         // Optional (`{}`) exactly where no key is needed.
@@ -217,9 +231,15 @@ fn the_document_is_openapi_3_1_in_shape() {
             let op_tags = op["tags"].as_array().expect("tags");
             assert!(!op_tags.is_empty(), "{what} has no tag");
             for t in op_tags {
-                assert!(tags.contains(t.as_str().unwrap()), "{what}: tag {t} undeclared");
+                assert!(
+                    tags.contains(t.as_str().unwrap()),
+                    "{what}: tag {t} undeclared"
+                );
             }
-            assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{what}");
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{what}"
+            );
             let responses = op["responses"].as_object().expect("responses");
             assert!(!responses.is_empty(), "{what} has no response");
             for (code, r) in responses {
@@ -295,7 +315,10 @@ fn request_bodies_name_their_content_types() {
     };
     assert_eq!(
         types("/ingest"),
-        BTreeSet::from([crate::ingest::NDJSON.into(), crate::ingest::FLATBUFFERS.into()])
+        BTreeSet::from([
+            crate::ingest::NDJSON.into(),
+            crate::ingest::FLATBUFFERS.into()
+        ])
     );
     for wasm in ["/plugins", "/plugins/{name}/shadow"] {
         assert!(types(wasm).contains("application/wasm"), "{wasm}");
@@ -326,7 +349,12 @@ async fn refusals_have_the_documented_error_body() {
     for r in responses {
         let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
         let body: Value = serde_json::from_slice(&bytes).unwrap();
-        let keys: BTreeSet<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: BTreeSet<&str> = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(keys, props, "{body}");
     }
 }
