@@ -198,7 +198,7 @@ pub fn parse_history_query(
         ("at_ms" = Option<i64>, Query,
             description = "Scrub: only insights of windows that started by this time (ms since the epoch)."),
         ("kinds" = Option<String>, Query,
-            description = "Comma-separated: `story`, `prediction` (the kinds history keeps; default both)."),
+            description = "Comma-separated: `story`, `prediction` (the kinds history keeps; default both), or story / prediction kinds such as `overtake`, `pit_stop`, `p_overtake`."),
         ("car" = Option<u16>, Query, minimum = 0, maximum = 999, description = "Only insights about this racing number."),
         ("after" = Option<u64>, Query, description = "Only insights after this event id (the previous page's `next_after`)."),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Items per page (1-1000, default 100)."),
