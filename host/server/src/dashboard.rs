@@ -31,7 +31,6 @@ pub fn page() -> String {
     summary = "The producer dashboard",
     description = "One self-contained HTML page reading the public feeds.\n\n**Role:** guest.",
     responses((status = 200, description = "The page.", body = String, content_type = "text/html; charset=utf-8")),
-    security((), ("bearer" = ["guest"]), ("api_key_header" = ["guest"]), ("api_key_query" = ["guest"])),
 )]
 pub(crate) async fn index() -> impl IntoResponse {
     (

@@ -112,7 +112,6 @@ fn car_number(param: &str, v: &str) -> Result<String, ApiError> {
         (status = 500, description = "The store could not be read.", body = crate::openapi::ErrorBody),
         (status = 503, description = "This server has no store (`--no-store`).", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
 )]
 pub(crate) async fn races(State(st): State<AppState>) -> Result<Response, ApiError> {
     let store = store(&st)?;
@@ -212,7 +211,6 @@ pub fn parse_history_query(
         (status = 500, description = "The store could not be read.", body = crate::openapi::ErrorBody),
         (status = 503, description = "This server has no store (`--no-store`).", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
 )]
 pub(crate) async fn history(
     State(st): State<AppState>,
@@ -245,7 +243,6 @@ pub(crate) async fn history(
         (status = 500, description = "The store could not be read.", body = crate::openapi::ErrorBody),
         (status = 503, description = "This server has no store (`--no-store`).", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
 )]
 pub(crate) async fn driver(
     State(st): State<AppState>,
@@ -288,7 +285,6 @@ pub(crate) async fn driver(
         (status = 500, description = "The store could not be read.", body = crate::openapi::ErrorBody),
         (status = 503, description = "This server has no store (`--no-store`).", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
 )]
 pub(crate) async fn export(
     State(st): State<AppState>,

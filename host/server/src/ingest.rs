@@ -155,7 +155,6 @@ impl IntoResponse for Refusal {
             body = crate::openapi::IngestRefusal,
             headers(("Retry-After" = u64, description = "Seconds to wait (a stopped engine only)."))),
     ),
-    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
 )]
 pub(crate) async fn ingest(
     State(st): State<AppState>,

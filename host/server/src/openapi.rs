@@ -19,7 +19,9 @@ use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
@@ -153,7 +155,9 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The key check's answers, added to every operation of its role group.
+/// The key check's answers and the role's security requirement, added to
+/// every operation of its role group from [`ROUTES`] (one place says which
+/// role a route needs).
 struct AuthResponses;
 
 /// `(status, reason, roles it applies to)`: what [`crate::auth`] answers
@@ -199,6 +203,17 @@ impl Modify for AuthResponses {
                 _ => None,
             };
             let Some(op) = op else { continue };
+            // The role as the security requirement: any of the three ways a
+            // key travels; a guest route also works with none (`{}`).
+            let scopes = [role.as_str()];
+            let mut security: Vec<SecurityRequirement> = Vec::new();
+            if role == Role::Guest {
+                security.push(SecurityRequirement::default());
+            }
+            for scheme in ["bearer", "api_key_header", "api_key_query"] {
+                security.push(SecurityRequirement::new(scheme, scopes));
+            }
+            op.security = Some(security);
             for (status, reason) in auth_refusals(role) {
                 match op.responses.responses.get_mut(status) {
                     Some(RefOr::T(existing)) => {
@@ -261,7 +276,6 @@ fn document_json() -> &'static str {
     summary = "This document",
     description = "The OpenAPI 3.1 document of every route, generated from the code.\n\n**Role:** guest.",
     responses((status = 200, description = "The document.", body = Object, content_type = "application/json")),
-    security((), ("bearer" = ["guest"]), ("api_key_header" = ["guest"]), ("api_key_query" = ["guest"])),
 )]
 pub(crate) async fn serve_document() -> impl IntoResponse {
     (

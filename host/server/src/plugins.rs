@@ -223,7 +223,6 @@ pub fn plugin_json(p: &PluginStatus) -> Value {
         (status = 200, description = "`{frames, last_window_start_ms, pending, plugins: [...]}`.", body = Object),
         (status = 503, description = "No plugin set in this server.", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
 )]
 pub(crate) async fn list(State(st): State<AppState>) -> Result<Json<Value>, PluginApiError> {
     let status = control(&st)?.status();
@@ -259,7 +258,6 @@ pub(crate) async fn list(State(st): State<AppState>) -> Result<Json<Value>, Plug
         (status = 503, description = "No plugin set in this server, or no frame reached the window boundary within \
                                    20 s (the change stays queued).", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
 )]
 pub(crate) async fn deploy(
     State(st): State<AppState>,
@@ -296,7 +294,6 @@ pub(crate) async fn deploy(
         (status = 503, description = "No plugin set in this server, or no frame reached the window boundary within \
                                    20 s (the change stays queued).", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
 )]
 pub(crate) async fn params(
     State(st): State<AppState>,
@@ -349,7 +346,6 @@ pub(crate) async fn params(
         (status = 503, description = "No plugin set in this server, or no frame reached the window boundary within \
                                    20 s (the change stays queued).", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
 )]
 pub(crate) async fn shadow(
     State(st): State<AppState>,
@@ -389,7 +385,6 @@ pub(crate) async fn shadow(
         (status = 503, description = "No plugin set in this server, or no frame reached the window boundary within \
                                    20 s (the change stays queued).", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
 )]
 pub(crate) async fn promote(
     State(st): State<AppState>,
@@ -422,7 +417,6 @@ pub(crate) async fn promote(
         (status = 503, description = "No plugin set in this server, or no frame reached the window boundary within \
                                    20 s (the change stays queued).", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("api_key_header" = ["admin"]), ("api_key_query" = ["admin"])),
 )]
 pub(crate) async fn rollback(
     State(st): State<AppState>,

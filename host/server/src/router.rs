@@ -177,7 +177,6 @@ fn live_car(query: QueryPairs) -> Result<Option<u16>, ApiError> {
             body = crate::openapi::ErrorBody),
         (status = 404, description = "`car` is not in the race.", body = crate::openapi::ErrorBody),
     ),
-    security((), ("bearer" = ["guest"]), ("api_key_header" = ["guest"]), ("api_key_query" = ["guest"])),
 )]
 pub(crate) async fn live_battles(
     State(st): State<AppState>,
@@ -203,7 +202,6 @@ pub(crate) async fn live_battles(
             body = crate::openapi::ErrorBody),
         (status = 404, description = "`car` is not in the race.", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
 )]
 pub(crate) async fn predict(
     State(st): State<AppState>,
@@ -229,7 +227,6 @@ pub(crate) async fn predict(
             body = crate::openapi::ErrorBody),
         (status = 404, description = "`car` is not in the race.", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
 )]
 pub(crate) async fn burn_bar(
     State(st): State<AppState>,
@@ -255,7 +252,6 @@ pub(crate) async fn burn_bar(
             body = crate::openapi::ErrorBody),
         (status = 404, description = "`car` is not in the race.", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
 )]
 pub(crate) async fn telemetry_live(
     State(st): State<AppState>,
@@ -285,7 +281,6 @@ pub(crate) struct HealthBody {
     description = "The job's status, every plugin with its version and model version, the feed hub's counters, \
                    whether keys are checked and whether the history store is served.\n\n**Role:** guest.",
     responses((status = 200, description = "The server is up.", body = HealthBody)),
-    security((), ("bearer" = ["guest"]), ("api_key_header" = ["guest"]), ("api_key_query" = ["guest"])),
 )]
 pub(crate) async fn health(State(st): State<AppState>) -> Json<HealthBody> {
     Json(HealthBody {
@@ -329,7 +324,6 @@ pub(crate) struct StoriesPage {
         (status = 400, description = "A bad query: an unknown parameter, `limit` out of range, `before` not an event id.",
             body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
 )]
 pub(crate) async fn stories(
     State(st): State<AppState>,
@@ -382,7 +376,6 @@ pub(crate) async fn stories(
         (status = 200, description = "The metrics.", body = String, content_type = "text/plain; version=0.0.4"),
         (status = 503, description = "No metrics recorder is installed in this server.", body = crate::openapi::ErrorBody),
     ),
-    security((), ("bearer" = ["guest"]), ("api_key_header" = ["guest"]), ("api_key_query" = ["guest"])),
 )]
 pub(crate) async fn metrics_text(
     State(st): State<AppState>,

@@ -47,7 +47,6 @@ use crate::router::AppState;
         (status = 400, description = "A bad query or resume id: an unknown parameter, an unknown kind, a car that is not a racing number, \
                 `min_importance` outside 0-1, an id that is not a number.", body = crate::openapi::ErrorBody),
     ),
-    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
 )]
 pub(crate) async fn feed(
     State(st): State<AppState>,

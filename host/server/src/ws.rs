@@ -42,7 +42,6 @@ use crate::router::AppState;
                 `min_importance` outside 0-1, an id that is not a number. Or not a WebSocket handshake.", body = crate::openapi::ErrorBody),
         (status = 426, description = "The connection cannot be upgraded (e.g. HTTP/2 without extended CONNECT)."),
     ),
-    security(("bearer" = ["user"]), ("api_key_header" = ["user"]), ("api_key_query" = ["user"])),
 )]
 pub(crate) async fn feed(
     State(st): State<AppState>,
