@@ -11,11 +11,11 @@
 //!
 //! No timed assertions: every wait polls with a generous overall limit.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder};
@@ -76,21 +76,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A plain HTTP/1.1 GET (the server closes after answering `Connection: close`).
-fn get(addr: &str, path: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw[9..12].parse().unwrap();
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
 async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
@@ -131,47 +116,18 @@ async fn dashboard_loads_shows_live_stories_and_swaps_the_model_from_the_panel()
     let tmp = tempfile::tempdir().unwrap();
 
     // The race, served.
-    let mut child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_pitwall"))
-            .args([
-                "run",
-                "--speed",
-                "5",
-                "--predict-runs",
-                "0",
-                "--plugin-deadline",
-                "2s",
-                "--listen",
-                "127.0.0.1:0",
-                // No history store: this test is about the live side.
-                "--no-store",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("runs pitwall"),
-    );
-    let err = BufReader::new(child.0.stderr.take().unwrap());
-    let (addr_tx, addr_rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut seen = String::new();
-        for line in err.lines() {
-            let Ok(line) = line else { break };
-            // "feeds on http://127.0.0.1:PORT: /feed (SSE), ..."
-            if let Some((a, _)) = line
-                .strip_prefix("feeds on http://")
-                .and_then(|rest| rest.split_once(": "))
-            {
-                let _ = addr_tx.send(a.to_string());
-            }
-            seen += &line;
-            seen += "\n";
-        }
-        seen
-    });
-    let Ok(addr) = addr_rx.recv() else {
-        panic!("no address: {}", reader.join().unwrap());
-    };
+    let served = common::serve(&[
+        "run",
+        "--speed",
+        "5",
+        "--predict-runs",
+        "0",
+        "--plugin-deadline",
+        "2s",
+        // No history store: this test is about the live side.
+        "--no-store",
+    ]);
+    let addr = served.addr.clone();
 
     // The driver, and a headless browser through it.
     let port = free_port();
@@ -293,7 +249,7 @@ async fn dashboard_loads_shows_live_stories_and_swaps_the_model_from_the_panel()
     );
 
     // The server agrees with the page.
-    let (code, plugins) = get(&addr, "/plugins");
+    let (code, plugins) = common::get(&addr, "/plugins");
     assert_eq!(code, 200, "{plugins}");
     let overtake = plugins["plugins"]
         .as_array()
@@ -304,6 +260,5 @@ async fn dashboard_loads_shows_live_stories_and_swaps_the_model_from_the_panel()
     assert_eq!(overtake["model_version"], after.as_str(), "{overtake}");
 
     client.close().await.unwrap();
-    drop(child);
-    let _ = reader.join();
+    served.stop();
 }

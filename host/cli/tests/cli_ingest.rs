@@ -4,45 +4,16 @@
 //!
 //! No timed assertions: every wait polls a condition with a generous limit.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// One HTTP/1.1 request; the status and the JSON body.
+/// One request with a content type; the status and the JSON body.
 fn http(addr: &str, method: &str, path: &str, ct: &str, body: &str) -> (u16, Value) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP response: {text}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status: {head}"));
-    let json = serde_json::from_str(body).unwrap_or(Value::Null);
-    (status, json)
-}
-
-/// Kills the server at the end, or if the test panics (it runs until Ctrl-C).
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    let r = common::http(addr, method, path, &[("Content-Type", ct)], body.as_bytes());
+    (r.status, r.json())
 }
 
 const BASE_MS: i64 = 1_000_000;
@@ -95,43 +66,15 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn run_ingest_windows_posted_batches_into_the_live_race() {
-    let child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
-        .args([
-            "run",
-            "--ingest",
-            "--listen",
-            "127.0.0.1:0",
-            // No history store: this test is about the live side.
-            "--no-store",
-            "--plugin-deadline",
-            "2s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs pitwall");
-    let mut child = Killed(child);
-    let err = BufReader::new(child.0.stderr.take().unwrap());
-    let (addr_tx, addr_rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut seen = String::new();
-        for line in err.lines() {
-            let Ok(line) = line else { break };
-            // "feeds on http://127.0.0.1:PORT: /feed (SSE), ..."
-            if let Some((a, _)) = line
-                .strip_prefix("feeds on http://")
-                .and_then(|rest| rest.split_once(": "))
-            {
-                let _ = addr_tx.send(a.to_string());
-            }
-            seen += &line;
-            seen += "\n";
-        }
-        seen
-    });
-    let Ok(addr) = addr_rx.recv() else {
-        panic!("no address: {}", reader.join().unwrap());
-    };
+    let mut served = common::serve(&[
+        "run",
+        "--ingest",
+        "--plugin-deadline",
+        "2s",
+        // No history store: this test is about the live side.
+        "--no-store",
+    ]);
+    let addr = served.addr.clone();
 
     assert_eq!(window_start(&addr), None, "a frame before any telemetry");
     for s in 0..4 {
@@ -175,11 +118,6 @@ fn run_ingest_windows_posted_batches_into_the_live_race() {
     wait_for("the race after a refused batch", || {
         window_start(&addr).is_some_and(|w| w >= BASE_MS + 5000)
     });
-    assert!(
-        child.0.try_wait().unwrap().is_none(),
-        "pitwall ended: {}",
-        reader.join().unwrap()
-    );
-    drop(child);
-    let _ = reader.join();
+    assert!(!served.exited(), "pitwall ended: {}", served.log());
+    served.stop();
 }

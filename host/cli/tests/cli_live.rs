@@ -7,34 +7,14 @@
 //! predicts in almost every window, so it sees some); after the race (`--stay`)
 //! it checks the final state.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde_json::Value;
+use common::{get, serve};
 
-fn get(addr: &str, path: &str) -> (u16, Value) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP response: {text}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status: {head}"));
-    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
-    (status, json)
-}
+use serde_json::Value;
 
 fn num(v: &Value, what: &str) -> f64 {
     v.as_f64()
@@ -86,67 +66,24 @@ fn check_battle(b: &Value) {
     }
 }
 
-/// Kills the server if the test panics (it would serve on with `--stay`).
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn run_serves_live_battles_predictions_burn_bar_and_telemetry() {
-    let child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
-        .args([
-            "run",
-            "--speed",
-            "0",
-            "--every",
-            "3600",
-            "--predict-runs",
-            "0",
-            "--plugin-deadline",
-            "2s",
-            "--listen",
-            "127.0.0.1:0",
-            // No history store: this test is about the live side.
-            "--no-store",
-            "--stay",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs pitwall");
-    let mut child = Killed(child);
-    let err = BufReader::new(child.0.stderr.take().unwrap());
-    let (addr_tx, addr_rx) = mpsc::channel();
-    let over = Arc::new(AtomicBool::new(false));
-    let over_w = over.clone();
-    let reader = std::thread::spawn(move || {
-        let mut seen = String::new();
-        for line in err.lines() {
-            let Ok(line) = line else { break };
-            // "feeds on http://127.0.0.1:PORT: /feed (SSE), ..."
-            if let Some((a, _)) = line
-                .strip_prefix("feeds on http://")
-                .and_then(|rest| rest.split_once(": "))
-            {
-                let _ = addr_tx.send(a.to_string());
-            }
-            if line.contains("still serving") {
-                over_w.store(true, Ordering::SeqCst);
-            }
-            seen += &line;
-            seen += "\n";
-        }
-        over_w.store(true, Ordering::SeqCst);
-        seen
-    });
-    let Ok(addr) = addr_rx.recv() else {
-        panic!("no address: {}", reader.join().unwrap());
-    };
+    let mut served = serve(&[
+        "run",
+        "--speed",
+        "0",
+        "--every",
+        "3600",
+        "--predict-runs",
+        "0",
+        "--plugin-deadline",
+        "2s",
+        // No history store: this test is about the live side.
+        "--no-store",
+        "--stay",
+    ]);
+    let addr = served.addr.clone();
+    let over = served.over.clone();
 
     // During the race.
     let (mut predictions, mut battles, mut polls) = (0usize, 0usize, 0usize);
@@ -166,11 +103,7 @@ fn run_serves_live_battles_predictions_burn_bar_and_telemetry() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(
-        child.0.try_wait().unwrap().is_none(),
-        "pitwall ended: {}",
-        reader.join().unwrap()
-    );
+    assert!(!served.exited(), "pitwall ended: {}", served.log());
 
     // After the race.
     let (_, tel) = get(&addr, "/telemetry/live");
@@ -181,8 +114,7 @@ fn run_serves_live_battles_predictions_burn_bar_and_telemetry() {
     let (_, pre1) = get(&addr, "/predict?car=1");
     let bad = get(&addr, "/predict?car=abc");
     let unknown = get(&addr, "/burn-bar?car=99");
-    drop(child);
-    let log = reader.join().unwrap();
+    let log = served.stop();
     eprintln!("{polls} polls during the race: {predictions} predictions, {battles} battles");
     assert!(
         predictions > 0 && battles > 0,

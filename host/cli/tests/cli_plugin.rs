@@ -1,6 +1,8 @@
 //! `pitwall plugin new|build|test` and the plugin stage of `pitwall run`, through
 //! the real binary, the real runtime and real plugins on the bundled race.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -144,63 +146,32 @@ fn run_feeds_every_frame_to_the_shipped_plugins() {
 /// `/stories` pages the stories the plugins told.
 #[test]
 fn run_serves_health_and_stories_on_localhost() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
-        .args([
-            "run",
-            "--speed",
-            "0",
-            "--every",
-            "3600",
-            "--predict-runs",
-            "0",
-            "--plugin-deadline",
-            "2s",
-            "--listen",
-            "127.0.0.1:0",
-            // No history store: this test is about the live side.
-            "--no-store",
-            "--stay",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("runs pitwall");
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let (mut addr, mut line) = (None, String::new());
-    let mut seen = String::new();
-    // The address comes first; "still serving" once the race is over.
-    while err.read_line(&mut line).unwrap() > 0 {
-        seen += &line;
-        // "feeds on http://127.0.0.1:PORT: /feed (SSE), ..."
-        if let Some((a, _)) = line
-            .strip_prefix("feeds on http://")
-            .and_then(|rest| rest.split_once(": "))
-        {
-            addr = Some(a.to_string());
-        }
-        if line.contains("still serving") {
-            break;
-        }
-        line.clear();
+    let served = common::serve(&[
+        "run",
+        "--speed",
+        "0",
+        "--every",
+        "3600",
+        "--predict-runs",
+        "0",
+        "--plugin-deadline",
+        "2s",
+        // No history store: this test is about the live side.
+        "--no-store",
+        "--stay",
+    ]);
+    // "still serving" once the race is over.
+    while !served.over.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let addr = addr.unwrap_or_else(|| panic!("no address in {seen}"));
-    let get = |path: &str| -> String {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        body
+    let get = |path: &str| {
+        let r = common::http(&served.addr, "GET", path, &[], b"");
+        format!("{}\r\n\r\n{}", r.head, r.body)
     };
     let health = get("/health");
     let stories = get("/stories?limit=5");
     let bad = get("/feed?min_importance=lots");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    served.stop();
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     for p in pitwall_plugins_bundle::shipped() {
         assert!(
