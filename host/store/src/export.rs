@@ -109,12 +109,29 @@ fn write(csv: &mut CsvOut<'_>, context: &'static str, record: &[String]) -> Resu
         .map_err(|source| StoreError::Csv { context, source })
 }
 
-fn num(v: Option<f64>) -> String {
+/// A nullable cell: the value, or empty.
+fn cell<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-fn int<T: ToString>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
+/// Runs `sql` (with the race id as `?1`) and writes one CSV record per row,
+/// as `record` makes it; the number of rows written.
+fn write_rows(
+    conn: &rusqlite::Connection,
+    csv: &mut CsvOut<'_>,
+    context: &'static str,
+    sql: &str,
+    race_id: &str,
+    mut record: impl FnMut(&rusqlite::Row<'_>) -> Result<Vec<String>, StoreError>,
+) -> Result<u64, StoreError> {
+    let mut stmt = conn.prepare(sql).ctx(context)?;
+    let mut rows = stmt.query([race_id]).ctx(context)?;
+    let mut n = 0;
+    while let Some(r) = rows.next().ctx(context)? {
+        write(csv, context, &record(r)?)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The ordered, space-separated cars of insight `i`.
@@ -146,10 +163,7 @@ fn predictions(
             i.subkind, i.value, i.plugin, i.model_version,
             json_extract(i.json, '$.data.body.contributions')
          FROM insights i WHERE i.race_id = ?1 AND i.kind = 'prediction' ORDER BY i.event_id";
-    let mut stmt = conn.prepare(sql).ctx("preparing the predictions export")?;
-    let mut rows = stmt.query([race_id]).ctx("querying predictions")?;
-    let mut n = 0;
-    while let Some(r) = rows.next().ctx("reading predictions")? {
+    write_rows(conn, csv, CONTEXT, sql, race_id, |r| {
         let read = || -> rusqlite::Result<_> {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -169,25 +183,19 @@ fn predictions(
             .map(|text| format_contributions(&text))
             .transpose()?
             .unwrap_or_default();
-        write(
-            csv,
-            CONTEXT,
-            &[
-                race_id.to_string(),
-                event_id.to_string(),
-                window.to_string(),
-                attacker.unwrap_or_default(),
-                defender.unwrap_or_default(),
-                kind.unwrap_or_default(),
-                num(p),
-                plugin,
-                model,
-                contributions,
-            ],
-        )?;
-        n += 1;
-    }
-    Ok(n)
+        Ok(vec![
+            race_id.to_string(),
+            event_id.to_string(),
+            window.to_string(),
+            attacker.unwrap_or_default(),
+            defender.unwrap_or_default(),
+            kind.unwrap_or_default(),
+            cell(p),
+            plugin,
+            model,
+            contributions,
+        ])
+    })
 }
 
 /// `[["base", -2.55], ["drs", 0.24]]` → `base=-2.55;drs=0.24`. Entries that
@@ -205,7 +213,7 @@ fn format_contributions(json: &str) -> Result<String, StoreError> {
         .iter()
         .map(|entry| match entry.as_array().map(Vec::as_slice) {
             Some([Value::String(name), v]) if v.is_number() => {
-                format!("{name}={}", num(v.as_f64()))
+                format!("{name}={}", cell(v.as_f64()))
             }
             _ => entry.to_string(),
         })
@@ -234,12 +242,9 @@ fn stories(
         "SELECT i.event_id, i.window_start_ms, i.subkind, {CARS}, i.importance, i.headline, i.plugin
          FROM insights i WHERE i.race_id = ?1 AND i.kind = 'story' ORDER BY i.event_id"
     );
-    let mut stmt = conn.prepare(&sql).ctx("preparing the stories export")?;
-    let mut rows = stmt.query([race_id]).ctx("querying stories")?;
-    let mut n = 0;
-    while let Some(r) = rows.next().ctx("reading stories")? {
+    write_rows(conn, csv, CONTEXT, &sql, race_id, |r| {
         let read = || -> rusqlite::Result<_> {
-            Ok([
+            Ok(vec![
                 race_id.to_string(),
                 r.get::<_, i64>(0)?.to_string(),
                 r.get::<_, i64>(1)?.to_string(),
@@ -250,10 +255,8 @@ fn stories(
                 r.get::<_, String>(6)?,
             ])
         };
-        write(csv, CONTEXT, &read().ctx("reading a story")?)?;
-        n += 1;
-    }
-    Ok(n)
+        read().ctx("reading a story")
+    })
 }
 
 fn laps(
@@ -296,15 +299,9 @@ fn laps(
     write(csv, CONTEXT, &header)?;
 
     // Lap by lap, and within a lap in the order the cars crossed the line.
-    let mut stmt = conn
-        .prepare(
-            "SELECT car, lap, completed_ms, lap_time_s, position FROM laps
-             WHERE race_id = ?1 ORDER BY lap, completed_ms, car",
-        )
-        .ctx("preparing the laps export")?;
-    let mut rows = stmt.query([race_id]).ctx("querying laps")?;
-    let mut n = 0;
-    while let Some(r) = rows.next().ctx("reading laps")? {
+    let sql = "SELECT car, lap, completed_ms, lap_time_s, position FROM laps
+             WHERE race_id = ?1 ORDER BY lap, completed_ms, car";
+    write_rows(conn, csv, CONTEXT, sql, race_id, |r| {
         let read = || -> rusqlite::Result<_> {
             Ok((
                 r.get::<_, String>(0)?,
@@ -321,18 +318,16 @@ fn laps(
             car,
             lap.to_string(),
             completed_ms.to_string(),
-            num(time),
-            int(position),
+            cell(time),
+            cell(position),
         ];
         record.extend(
             names
                 .iter()
-                .map(|name| num(metrics.iter().find(|(n, _)| n == name).map(|&(_, v)| v))),
+                .map(|name| cell(metrics.iter().find(|(n, _)| n == name).map(|&(_, v)| v))),
         );
-        write(csv, CONTEXT, &record)?;
-        n += 1;
-    }
-    Ok(n)
+        Ok(record)
+    })
 }
 
 #[cfg(test)]
